@@ -1,0 +1,5 @@
+"""The data layer: dataset trees -> Tracklet records + protocol -> clips -> batches."""
+
+from .tracklet import ReIDSplit, Tracklet
+
+__all__ = ["ReIDSplit", "Tracklet"]

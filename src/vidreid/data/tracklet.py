@@ -1,0 +1,84 @@
+"""Tracklet records and one protocol split (train / query / gallery).
+
+A *tracklet* is the ordered sequence of person crops of one identity seen by one camera.
+Frame paths are stored relative to the dataset root, so any cache or manifest stays valid
+when the tree moves.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Tracklet:
+    """One tracklet.
+
+    Attributes:
+        frames: frame paths relative to the dataset root, ordered by frame number (never by
+            an unsorted directory listing).
+        pid: person id as the dataset writes it (MARS distractors are 0; junk -1 never reaches
+            a split). Training code relabels pids to 0..num_classes-1 itself.
+        camid: camera id as the dataset writes it (e.g. 1..6 for MARS).
+        name: a stable identifier (e.g. ``cam_a/person_0001`` or the MARS track row).
+    """
+
+    frames: tuple[str, ...]
+    pid: int
+    camid: int
+    name: str = ""
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+@dataclass
+class ReIDSplit:
+    """One instance of a benchmark protocol.
+
+    Attributes:
+        dataset: dataset name (``mars``, ``prid2011`` ...).
+        root: dataset root; ``Tracklet.frames`` are relative to it.
+        train, query, gallery: tracklet lists.
+        split_id, num_splits: which of the protocol's splits this is (10 for PRID-2011 and
+            iLIDS-VID, 1 otherwise).
+        excluded: what the protocol leaves out, counted by reason (e.g.
+            ``{"junk_tracklets": 870}``); nothing is dropped without a count here.
+    """
+
+    dataset: str
+    root: Path
+    train: list[Tracklet]
+    query: list[Tracklet]
+    gallery: list[Tracklet]
+    split_id: int = 0
+    num_splits: int = 1
+    excluded: dict[str, int] = field(default_factory=dict)
+
+    def subset(self, name: str) -> list[Tracklet]:
+        if name not in ("train", "query", "gallery"):
+            raise KeyError(f"subset must be train, query or gallery, got {name!r}")
+        return getattr(self, name)
+
+    def stats(self) -> dict:
+        """Counts per subset as a JSON-ready dict: ids, tracklets, frames, cameras, and the
+        tracklet length range; plus the protocol's exclusions."""
+        out: dict = {"dataset": self.dataset, "split_id": self.split_id, "num_splits": self.num_splits}
+        for name in ("train", "query", "gallery"):
+            tr = self.subset(name)
+            lengths = [len(t) for t in tr]
+            pids = Counter(t.pid for t in tr)
+            out[name] = {
+                "ids": len(pids),
+                "tracklets": len(tr),
+                "frames": int(sum(lengths)),
+                "cameras": sorted({t.camid for t in tr}),
+                "min_len": min(lengths) if lengths else 0,
+                "max_len": max(lengths) if lengths else 0,
+            }
+        if any(t.pid == 0 for t in self.gallery) and self.dataset == "mars":
+            out["gallery"]["distractor_tracklets"] = sum(1 for t in self.gallery if t.pid == 0)
+        out["excluded"] = dict(self.excluded)
+        return out
