@@ -1,0 +1,89 @@
+"""Temporal sampling: which frames of a tracklet form a clip.
+
+Every strategy maps a tracklet length ``n`` (>= 1) to an int64 array of frame indices in
+temporal (non-decreasing) order. Training draws use the generator passed in; test draws are
+deterministic. When a tracklet is shorter than the clip, frames are repeated in place
+(``floor(arange(L) * n / L)``), which keeps temporal order rather than looping back to the
+start, as some public loaders do.
+
+Strategies (config key ``strategy``):
+
+* ``random_consecutive``: ``seq_len`` consecutive frames from a uniformly random start (test:
+  the start is 0). Used by STAR, STRF and most 3D-CNN recipes.
+* ``restricted_random``: the tracklet cut into ``seq_len`` equal chunks, one random frame per
+  chunk (test: the first frame of each chunk). Li et al., CVPR 2018, Sec. 3.1.
+* ``evenly``: ``seq_len`` frames at an even stride (deterministic).
+* ``all``: every frame; feature extraction processes it in fixed-size chunks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError
+
+STRATEGIES = ("random_consecutive", "restricted_random", "evenly", "all")
+
+
+def _stretch(n: int, L: int) -> np.ndarray:
+    return (np.arange(L, dtype=np.int64) * n) // L
+
+
+@dataclass(frozen=True)
+class TemporalSampler:
+    """Args:
+        strategy: one of :data:`STRATEGIES`.
+        seq_len: frames per clip (ignored by ``all``); >= 1.
+        train: random draws (True) or the deterministic test variant (False).
+        stride: ``random_consecutive`` only: step between the consecutive frames (1 = adjacent).
+    Raises:
+        ConfigError: unknown strategy or seq_len < 1.
+    """
+
+    strategy: str = "random_consecutive"
+    seq_len: int = 8
+    train: bool = True
+    stride: int = 1
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"sampling.strategy: unknown {self.strategy!r}; valid: {list(STRATEGIES)}")
+        if self.seq_len < 1 or self.stride < 1:
+            raise ConfigError(f"sampling.seq_len and sampling.stride must be >= 1, got {self.seq_len}, {self.stride}")
+
+    @property
+    def fixed_length(self) -> bool:
+        return self.strategy != "all"
+
+    def __call__(self, n: int, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Frame indices (int64, shape (seq_len,), or (n,) for ``all``) for a tracklet of ``n`` frames.
+
+        Raises:
+            ValueError: n < 1, or a training draw without a generator.
+        """
+        if n < 1:
+            raise ValueError(f"tracklet length must be >= 1, got {n}")
+        L = self.seq_len
+        if self.strategy == "all":
+            return np.arange(n, dtype=np.int64)
+        if self.train and rng is None:
+            raise ValueError("a training draw needs a numpy Generator")
+        if self.strategy == "random_consecutive":
+            span = (L - 1) * self.stride + 1
+            if n < span:
+                return _stretch(n, L)
+            start = int(rng.integers(0, n - span + 1)) if self.train else 0
+            return start + np.arange(L, dtype=np.int64) * self.stride
+        if self.strategy == "restricted_random":
+            if n < L:
+                return _stretch(n, L)
+            bounds = (np.arange(L + 1, dtype=np.int64) * n) // L
+            if not self.train:
+                return bounds[:-1].copy()
+            return bounds[:-1] + (rng.random(L) * (bounds[1:] - bounds[:-1])).astype(np.int64)
+        # evenly
+        if n < L:
+            return _stretch(n, L)
+        return np.round(np.linspace(0, n - 1, L)).astype(np.int64)

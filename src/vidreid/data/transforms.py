@@ -1,0 +1,115 @@
+"""Clip-consistent augmentation and normalisation.
+
+All random parameters are drawn once per clip (:meth:`ClipTransform.draw`) and applied to
+every frame, so a clip stays temporally coherent; an optional optical-flow clip gets the same
+spatial transform, with its x component negated by a horizontal flip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class ClipParams:
+    flip: bool = False
+    dx: int = 0  # translation in pixels (crop offset inside the padded frame)
+    dy: int = 0
+    erase: tuple[int, int, int, int] | None = None  # y0, x0, h, w
+    erase_value: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+
+@dataclass
+class ClipTransform:
+    """Resize to (height, width), augment (training), normalise.
+
+    Args:
+        height, width: output size in pixels.
+        train: draw random augmentations (False: resize + normalise only).
+        flip_p: probability of a horizontal flip of the whole clip.
+        pad: translation: the frame is zero-padded by ``pad`` pixels and a random crop of the
+            original size taken (0 disables).
+        erase_p: probability of random erasing (Zhong et al., AAAI 2020) of one rectangle, the
+            same for every frame of the clip.
+        mean, std: per-channel RGB normalisation (ImageNet by default).
+    """
+
+    height: int = 256
+    width: int = 128
+    train: bool = True
+    flip_p: float = 0.5
+    pad: int = 0
+    erase_p: float = 0.0
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def draw(self, rng: np.random.Generator | None) -> ClipParams:
+        """Draw the clip's augmentation (identity when not training)."""
+        if not self.train or rng is None:
+            return ClipParams()
+        p = ClipParams(flip=bool(rng.random() < self.flip_p))
+        if self.pad > 0:
+            p.dx, p.dy = (int(v) for v in rng.integers(-self.pad, self.pad + 1, 2))
+        if self.erase_p > 0 and rng.random() < self.erase_p:
+            area = self.height * self.width * rng.uniform(0.02, 0.3)
+            ratio = np.exp(rng.uniform(np.log(0.3), np.log(3.3)))
+            h = int(min(self.height, round(np.sqrt(area * ratio))))
+            w = int(min(self.width, round(np.sqrt(area / ratio))))
+            p.erase = (int(rng.integers(0, self.height - h + 1)), int(rng.integers(0, self.width - w + 1)), h, w)
+        return p
+
+    def resize(self, frame: np.ndarray) -> np.ndarray:
+        if frame.shape[0] != self.height or frame.shape[1] != self.width:
+            frame = cv2.resize(frame, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
+        return frame
+
+    @staticmethod
+    def _shift(x: np.ndarray, dx: int, dy: int) -> np.ndarray:
+        """Translate (T, H, W, C) by (dx, dy) pixels with zero fill."""
+        if dx == 0 and dy == 0:
+            return x
+        out = np.zeros_like(x)
+        H, W = x.shape[1:3]
+        ys, yd = (slice(0, H - dy), slice(dy, H)) if dy >= 0 else (slice(-dy, H), slice(0, H + dy))
+        xs, xd = (slice(0, W - dx), slice(dx, W)) if dx >= 0 else (slice(-dx, W), slice(0, W + dx))
+        out[:, yd, xd] = x[:, ys, xs]
+        return out
+
+    def __call__(self, frames: np.ndarray, params: ClipParams, flow: np.ndarray | None = None):
+        """Apply to a clip.
+
+        Args:
+            frames: uint8 RGB, shape (T, H, W, 3), already resized to (height, width).
+            params: from :meth:`draw`.
+            flow: optional float32 flow, shape (T, H, W, 2) in pixels (x, y), same size.
+
+        Returns:
+            ``clip`` float32 tensor (T, 3, H, W) normalised, and ``flow`` tensor (T, 2, H, W) or None.
+        """
+        x = frames
+        if params.flip:
+            x = x[:, :, ::-1]
+        x = self._shift(x, params.dx, params.dy)
+        clip = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float().div_(255.0)
+        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
+        std = torch.tensor(self.std).view(1, 3, 1, 1)
+        clip = (clip - mean) / std
+        if params.erase is not None:
+            y0, x0, h, w = params.erase
+            clip[:, :, y0:y0 + h, x0:x0 + w] = 0.0
+        fl = None
+        if flow is not None:
+            f = flow
+            if params.flip:
+                f = f[:, :, ::-1].copy()
+                f[..., 0] = -f[..., 0]
+            f = self._shift(f, params.dx, params.dy)
+            fl = torch.from_numpy(np.ascontiguousarray(f)).permute(0, 3, 1, 2).float()
+        return clip, fl
