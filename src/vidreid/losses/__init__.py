@@ -1,0 +1,84 @@
+"""Losses composed from config.
+
+A training recipe lists its loss terms, e.g.::
+
+    loss:
+      - {name: cross_entropy, input: logits, weight: 1.0, label_smoothing: 0.1}
+      - {name: triplet, input: features, weight: 1.0, margin: 0.3, distance: euclidean}
+
+``input`` names the :class:`~vidreid.models.ModelOutput` field (or aux key) the term reads;
+an aux entry that is already a scalar (a regulariser a model computes) uses ``name: value``.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+import torch.nn as nn
+
+from ..errors import ConfigError
+from ..models.output import ModelOutput
+from .metric import BatchHardTripletLoss, CrossEntropyLoss, pairwise_distance
+
+
+class ScalarTerm(nn.Module):
+    """A regulariser the model already computed as a scalar in ``aux`` (e.g. a diversity term)."""
+
+    def forward(self, value: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return value
+
+
+LOSSES: dict[str, type[nn.Module]] = {
+    "cross_entropy": CrossEntropyLoss,
+    "triplet": BatchHardTripletLoss,
+    "value": ScalarTerm,
+}
+DEFAULT_INPUT = {"cross_entropy": "logits", "triplet": "features"}
+
+
+class CompositeLoss(nn.Module):
+    """Weighted sum of loss terms; ``forward(out, labels)`` returns (total, {term name: value}).
+
+    Args:
+        spec: list of dicts with ``name``, optional ``input``, ``weight`` (default 1.0),
+            ``key`` (the name it is logged under; default ``name`` or ``name@input``), and the
+            term's own arguments.
+    Raises:
+        ConfigError: unknown loss name or argument (lists the valid ones), empty spec.
+    """
+
+    def __init__(self, spec: list[dict]):
+        super().__init__()
+        if not spec:
+            raise ConfigError("loss: at least one loss term is required")
+        self.terms = nn.ModuleList()
+        self.meta: list[tuple[str, str, float]] = []
+        for i, item in enumerate(spec):
+            item = dict(item)
+            name = item.pop("name", None)
+            if name not in LOSSES:
+                raise ConfigError(f"loss[{i}].name: unknown {name!r}; valid: {sorted(LOSSES)}")
+            inp = item.pop("input", DEFAULT_INPUT.get(name))
+            if inp is None:
+                raise ConfigError(f"loss[{i}] ({name}): 'input' is required")
+            weight = float(item.pop("weight", 1.0))
+            key = item.pop("key", name if name != "value" else inp)
+            valid = [p for p in inspect.signature(LOSSES[name]).parameters]
+            bad = sorted(set(item) - set(valid))
+            if bad:
+                raise ConfigError(f"loss[{i}] ({name}): unknown key(s) {bad}; valid: {['name', 'input', 'weight', 'key'] + valid}")
+            self.terms.append(LOSSES[name](**item))
+            self.meta.append((key, inp, weight))
+
+    def forward(self, out: ModelOutput, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        total = None
+        parts: dict[str, float] = {}
+        for term, (key, inp, w) in zip(self.terms, self.meta):
+            v = term(out.get(inp), labels)
+            parts[key] = float(v.detach())
+            total = w * v if total is None else total + w * v
+        return total, parts
+
+
+__all__ = ["CompositeLoss", "CrossEntropyLoss", "BatchHardTripletLoss", "pairwise_distance", "LOSSES"]

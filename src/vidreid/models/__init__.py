@@ -1,0 +1,7 @@
+"""Models: ``create_model(name, num_classes, **kwargs)``; every model returns a ModelOutput."""
+
+from . import baseline  # noqa: F401  (registers)
+from .output import ModelOutput
+from .registry import create_model, list_models, register_model
+
+__all__ = ["ModelOutput", "create_model", "list_models", "register_model"]

