@@ -1,0 +1,167 @@
+"""The ``vidreid`` command line: one entry point, subcommands.
+
+    vidreid synth   --layout {prid2011,ilidsvid,mars,dukev,folder} --preset NAME --out DIR [--seed N]
+    vidreid stats   --dataset NAME --root DIR [--no-verify-files] [--split-id N]
+    vidreid train   --config FILE [--resume CKPT] [key=value ...]
+    vidreid test    --config FILE [--checkpoint CKPT] [--out DIR] [key=value ...]
+    vidreid prepare pets2009 --src DIR --out DIR
+    vidreid demo    [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import VidReIDError
+
+
+def _cmd_synth(a) -> int:
+    from .data.synthetic import generate
+
+    m = generate(a.layout, a.preset or a.layout, a.out, seed=a.seed, workers=a.workers, duke_style=a.duke_style,
+                 progress=not a.quiet)
+    print(json.dumps({k: m[k] for k in ("layout", "preset", "seed", "frames_written", "lookalike_groups", "expected")}, indent=1))
+    return 0
+
+
+def _cmd_stats(a) -> int:
+    from .data.datasets import build_dataset
+
+    ds = build_dataset(a.dataset, a.root, verify_files=not a.no_verify_files)
+    print(json.dumps(ds.stats(a.split_id), indent=1))
+    return 0
+
+
+def _cmd_train(a) -> int:
+    from .config import load_config
+    from .engine.evaluator import format_table
+    from .engine.trainer import Trainer, train_all_splits
+
+    cfg = load_config(a.config, a.overrides)
+    if cfg.data.split_id == "all":
+        res = train_all_splits(cfg)
+        row = dict(res["summary"], dataset=cfg.data.dataset, protocol=f"{res['summary']['num_splits']} splits",
+                   model=cfg.model.name)
+    else:
+        res = Trainer(cfg).fit(resume=a.resume)
+        row = dict(res, dataset=cfg.data.dataset, protocol=f"split {cfg.data.split_id}", model=cfg.model.name)
+    print(format_table([row]))
+    print(f"metrics: {Path(cfg.train.output_dir) / 'metrics.json'}")
+    return 0
+
+
+def _cmd_test(a) -> int:
+    from .config import load_config
+    from .data.datasets import build_dataset
+    from .engine.evaluator import evaluate_split, format_table, pick_device, summarize, write_json
+    from .engine.trainer import load_model_from_checkpoint
+    from .models import create_model
+
+    cfg = load_config(a.config, a.overrides)
+    if a.checkpoint:
+        model, _, st = load_model_from_checkpoint(a.checkpoint)
+        trained_split = st.get("split_id", 0)
+    else:
+        model = create_model(cfg.model.name, num_classes=0, **cfg.model.args)
+        trained_split = None
+    ds = build_dataset(cfg.data.dataset, cfg.data.root, verify_files=cfg.data.verify_files, min_seq_len=cfg.data.min_seq_len)
+    if cfg.data.split_id == "all":
+        splits = list(range(ds.num_splits))
+        if trained_split is not None and ds.num_splits > 1:
+            print(f"warning: the checkpoint was trained on split {trained_split}; the other splits' test people "
+                  "were in its training set. Train each split (data.split_id=all in `vidreid train`) for the protocol.",
+                  file=sys.stderr)
+    else:
+        splits = [int(cfg.data.split_id)]
+    dev = pick_device(cfg.train.device)
+    per = [evaluate_split(model, ds.split(s), cfg, dev, progress=cfg.train.progress) for s in splits]
+    out_dir = Path(a.out or Path(cfg.train.output_dir) / "test")
+    res = {"per_split": per, "summary": summarize(per), "dataset": cfg.data.dataset, "model": cfg.model.name,
+           "checkpoint": a.checkpoint}
+    write_json(res, out_dir / "metrics.json")
+    row = dict(res["summary"], dataset=cfg.data.dataset, model=cfg.model.name,
+               protocol=f"{len(splits)} splits" if len(splits) > 1 else f"split {splits[0]}")
+    print(format_table([row]))
+    print(f"metrics: {out_dir / 'metrics.json'}")
+    return 0
+
+
+def _cmd_prepare(a) -> int:
+    from .data.datasets.pets2009 import prepare_pets2009
+
+    print(json.dumps(prepare_pets2009(a.src, a.out), indent=1))
+    return 0
+
+
+def _cmd_demo(a) -> int:
+    from .demo import run_demo
+
+    run_demo(a.out, pets=a.pets)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .data.datasets import DATASETS
+    from .data.synthetic import LAYOUTS
+
+    p = argparse.ArgumentParser(prog="vidreid", description="Video-based person re-identification.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("synth", help="generate a synthetic benchmark in an official layout")
+    s.add_argument("--layout", required=True, choices=LAYOUTS)
+    s.add_argument("--preset", default=None, help="tiny, or the layout's own name (default)")
+    s.add_argument("--out", required=True)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--workers", type=int, default=None)
+    s.add_argument("--duke-style", default="compact", choices=("compact", "underscore", "mixed"))
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(fn=_cmd_synth)
+
+    s = sub.add_parser("stats", help="print a dataset's counts as JSON")
+    s.add_argument("--dataset", required=True, choices=sorted(DATASETS))
+    s.add_argument("--root", required=True)
+    s.add_argument("--no-verify-files", action="store_true", help="MARS: do not check the frame files exist")
+    s.add_argument("--split-id", type=int, default=0)
+    s.set_defaults(fn=_cmd_stats)
+
+    s = sub.add_parser("train", help="train (and evaluate) as a config says")
+    s.add_argument("--config", required=True)
+    s.add_argument("--resume", default=None, help="checkpoint to continue from")
+    s.add_argument("overrides", nargs="*", help="key=value")
+    s.set_defaults(fn=_cmd_train)
+
+    s = sub.add_parser("test", help="evaluate a checkpoint (or an untrained model) on a dataset's protocol")
+    s.add_argument("--config", required=True)
+    s.add_argument("--checkpoint", default=None)
+    s.add_argument("--out", default=None)
+    s.add_argument("overrides", nargs="*", help="key=value")
+    s.set_defaults(fn=_cmd_test)
+
+    s = sub.add_parser("prepare", help="turn raw real data into tracklets")
+    ps = s.add_subparsers(dest="what", required=True)
+    pp = ps.add_parser("pets2009", help="PETS 2009 S2.L1 video + ground truth -> folder-layout tracklets")
+    pp.add_argument("--src", required=True)
+    pp.add_argument("--out", required=True)
+    pp.set_defaults(fn=_cmd_prepare)
+
+    s = sub.add_parser("demo", help="the main job: synthetic PRID-like benchmark, train, evaluate, real PETS check")
+    s.add_argument("--out", default="outputs/demo")
+    s.add_argument("--pets", default=None, help="PETS 2009 folder (default: $VIDREID_PETS or ../shared/data/pets2009_s2l1)")
+    s.set_defaults(fn=_cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except VidReIDError as e:
+        print(f"vidreid {args.cmd}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

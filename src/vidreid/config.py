@@ -1,0 +1,215 @@
+"""Typed configuration: a training recipe is data.
+
+A config is a YAML file merged onto the schema below (OmegaConf structured config). A file may
+start from another with ``_base_: other.yaml`` (relative to the file, or a packaged config name
+such as ``baseline/prid2011``). Command-line overrides are ``key=value`` pairs in dotted form
+(``optim.lr=1e-3 data.root=/data/mars``). Any key not in the schema is an error that lists the
+valid keys at that level; model arguments are checked against the model builder's signature
+and loss arguments against the loss class. A file that sets ``model.name`` does not inherit its
+base's ``model.args`` (they belong to the base's model); dictionaries otherwise merge key by key
+and lists replace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
+
+from .errors import ConfigError
+
+
+@dataclass
+class SamplingConfig:
+    strategy: str = "random_consecutive"  # random_consecutive | restricted_random | evenly | all
+    seq_len: int = 8
+    stride: int = 1
+
+
+@dataclass
+class AugmentConfig:
+    flip_p: float = 0.5
+    pad: int = 0  # random translation in pixels (pad + crop)
+    erase_p: float = 0.0  # random erasing probability
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "prid2011"  # prid2011 | ilidsvid | mars | dukev | folder
+    root: str = "data/prid2011"
+    split_id: Any = 0  # an int, or "all" (train/test every split, report mean +- std)
+    height: int = 256
+    width: int = 128
+    min_seq_len: int = 0
+    verify_files: bool = True
+    num_workers: int = 2
+    p: int = 8  # identities per batch
+    k: int = 4  # tracklets per identity
+    train_sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    test_sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(strategy="all", seq_len=8))
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class ModelConfig:
+    name: str = "baseline"
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adam"  # adam | adamw | sgd
+    lr: float = 3.5e-4
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    nesterov: bool = False
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    pretrained_lr_mult: float = 1.0  # lr multiplier of the pretrained (backbone) parameters
+    max_grad_norm: float = 0.0  # 0 disables clipping
+
+
+@dataclass
+class ScheduleConfig:
+    name: str = "multistep"  # constant | step | multistep | cosine
+    epochs: int = 60
+    milestones: list[int] = field(default_factory=lambda: [40])
+    step_size: int = 40
+    gamma: float = 0.1
+    warmup_epochs: float = 0.0
+    warmup_factor: float = 0.01
+    min_lr_factor: float = 0.0  # cosine floor, as a fraction of the base lr
+
+
+@dataclass
+class TestConfig:
+    distance: str = "euclidean"  # euclidean | cosine
+    batch_size: int = 64  # frames (all-frame extraction) or clips per batch
+    eval_every: int = 0  # epochs between evaluations during training (0: only at the end)
+    max_rank: int = 50
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    output_dir: str = "outputs/run"
+    device: str = "auto"  # auto | cpu | cuda
+    log_every: int = 10  # iterations
+    checkpoint_every: int = 1  # epochs
+    channels_last: bool = True
+    progress: bool = True
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: list[Any] = field(default_factory=lambda: [
+        {"name": "cross_entropy", "input": "logits", "weight": 1.0, "label_smoothing": 0.1},
+        {"name": "triplet", "input": "features", "weight": 1.0, "margin": 0.3, "distance": "euclidean"},
+    ])
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    test: TestConfig = field(default_factory=TestConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def packaged_config_dir() -> Path:
+    return Path(str(resources.files("vidreid") / "configs"))
+
+
+def resolve_config_path(name: str | Path, relative_to: Path | None = None) -> Path:
+    """A config file path: an existing path (relative to ``relative_to`` first), or a packaged
+    config name (``baseline/prid2011`` or ``baseline/prid2011.yaml``).
+
+    Raises:
+        ConfigError: not found (names the places looked in).
+    """
+    p = Path(name)
+    cands = []
+    if relative_to is not None and not p.is_absolute():
+        cands.append(relative_to / p)
+    cands.append(p)
+    base = packaged_config_dir()
+    cands += [base / p, base / f"{p}.yaml"]
+    for c in cands:
+        if c.is_file():
+            return c
+    raise ConfigError(f"config {name!s} not found; looked in: {[str(c) for c in cands]}")
+
+
+def _key_error(e: Exception, where: str) -> ConfigError:
+    msg = str(e).splitlines()[0]
+    node = getattr(e, "full_key", None) or ""
+    parent = node.rsplit(".", 1)[0] if "." in node else ""
+    schema = OmegaConf.structured(Config)
+    valid = None
+    try:
+        sub = OmegaConf.select(schema, parent) if parent else schema
+        if isinstance(sub, DictConfig):
+            valid = sorted(sub.keys())
+    except Exception:
+        pass
+    hint = f"; valid keys{' under ' + parent if parent else ''}: {valid}" if valid is not None else ""
+    return ConfigError(f"{where}: invalid key {node or msg!r} ({msg}){hint}")
+
+
+def _read_yaml(path: Path, seen: tuple = ()) -> DictConfig:
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: _base_ cycle")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    base = data.pop("_base_", None)
+    cfg = OmegaConf.create(data)
+    if base:
+        parent = _read_yaml(resolve_config_path(base, path.parent), seen + (path.resolve(),))
+        # A config that names its model starts from empty model.args: another model's arguments
+        # would not fit it. (Lists, e.g. loss, replace the parent's as OmegaConf does.)
+        if "name" in data.get("model", {}) and "model" in parent and "args" in parent.model:
+            parent.model.args = {}
+        cfg = OmegaConf.merge(parent, cfg)
+    return cfg
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """Schema defaults <- YAML file (with its ``_base_`` chain) <- ``key=value`` overrides.
+
+    Raises:
+        ConfigError: unknown key (lists the valid ones), wrong type, malformed override.
+    """
+    cfg = OmegaConf.structured(Config)
+    if path is not None:
+        p = resolve_config_path(path)
+        try:
+            cfg = OmegaConf.merge(cfg, _read_yaml(p))
+        except (ConfigKeyError, ConfigAttributeError) as e:
+            raise _key_error(e, str(p)) from e
+        except ValidationError as e:
+            raise ConfigError(f"{p}: {str(e).splitlines()[0]}") from e
+    for ov in overrides:
+        if "=" not in ov:
+            raise ConfigError(f"override {ov!r}: expected key=value (e.g. optim.lr=0.001)")
+        key = ov.split("=", 1)[0]
+        try:
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([ov]))
+        except (ConfigKeyError, ConfigAttributeError) as e:
+            raise _key_error(e, f"override {key}") from e
+        except ValidationError as e:
+            raise ConfigError(f"override {ov!r}: {str(e).splitlines()[0]}") from e
+    return cfg
+
+
+def to_container(cfg: DictConfig) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def from_container(d: dict) -> DictConfig:
+    return OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(d))

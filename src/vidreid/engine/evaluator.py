@@ -1,0 +1,90 @@
+"""Evaluation: query/gallery features -> distances -> CMC / mAP / mINP, per split, and the
+mean +- std over the splits of a 10-split protocol."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.sampling import TemporalSampler
+from ..data.tracklet import ReIDSplit
+from ..data.transforms import ClipTransform
+from ..inference.features import extract_features
+from ..losses.metric import pairwise_distance
+from ..metrics.rank import evaluate_rank
+
+REPORT_RANKS = (1, 5, 10, 20)
+
+
+def test_transform(cfg, model) -> ClipTransform:
+    mean, std = getattr(model, "input_norm", ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)))
+    return ClipTransform(cfg.data.height, cfg.data.width, train=False, mean=tuple(mean), std=tuple(std))
+
+
+def evaluate_split(model, split: ReIDSplit, cfg, device="cpu", progress: bool = False) -> dict:
+    """Evaluate ``model`` on one split's query and gallery.
+
+    Returns a dict: rank1/5/10/20, mAP, mINP (fractions), num_valid_queries,
+    num_skipped_queries, num_query, num_gallery, split_id.
+    """
+    ts = cfg.data.test_sampling
+    sampler = TemporalSampler(ts.strategy, ts.seq_len, train=False, stride=ts.stride)
+    tf = test_transform(cfg, model)
+    kw = dict(batch_size=cfg.test.batch_size, num_workers=cfg.data.num_workers, device=device,
+              channels_last=cfg.train.channels_last, progress=progress)
+    qf = extract_features(model, split.root, split.query, sampler, tf, **kw)
+    gf = extract_features(model, split.root, split.gallery, sampler, tf, **kw)
+    metric = cfg.test.distance
+    if metric not in ("euclidean", "cosine"):
+        from ..errors import ConfigError
+        raise ConfigError(f"test.distance must be euclidean or cosine, got {metric!r}")
+    dist = pairwise_distance(qf.double(), gf.double(), metric=metric).numpy()
+    res = evaluate_rank(dist, [t.pid for t in split.query], [t.pid for t in split.gallery],
+                        [t.camid for t in split.query], [t.camid for t in split.gallery], max_rank=cfg.test.max_rank)
+    out = res.to_dict(REPORT_RANKS)
+    out.update(split_id=split.split_id, num_query=len(split.query), num_gallery=len(split.gallery),
+               cmc=[float(v) for v in res.cmc])
+    return out
+
+
+def summarize(per_split: list[dict]) -> dict:
+    """Mean and (population) std over splits of every scalar metric."""
+    keys = [f"rank{k}" for k in REPORT_RANKS] + ["mAP", "mINP"]
+    summary = {"num_splits": len(per_split)}
+    for k in keys:
+        v = np.array([r[k] for r in per_split], float)
+        summary[k] = float(v.mean())
+        summary[f"{k}_std"] = float(v.std())
+    summary["num_valid_queries"] = int(np.mean([r["num_valid_queries"] for r in per_split]))
+    return summary
+
+
+def format_table(rows: list[dict], title: str = "") -> str:
+    """A Markdown table of result rows (each with 'dataset', 'protocol', 'model' and metrics)."""
+    head = "| dataset | protocol | model | rank-1 | rank-5 | rank-10 | rank-20 | mAP | queries |"
+    lines = ([f"### {title}", ""] if title else []) + [head, "|---|---|---|---|---|---|---|---|---|"]
+
+    def f(r, k):
+        s = f"{100 * r[k]:.1f}"
+        if f"{k}_std" in r and r.get("num_splits", 1) > 1:
+            s += f" ± {100 * r[k + '_std']:.1f}"
+        return s
+
+    for r in rows:
+        lines.append(f"| {r['dataset']} | {r['protocol']} | {r['model']} | {f(r, 'rank1')} | {f(r, 'rank5')} | "
+                     f"{f(r, 'rank10')} | {f(r, 'rank20')} | {f(r, 'mAP')} | {r['num_valid_queries']} |")
+    return "\n".join(lines)
+
+
+def write_json(obj, path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(obj, indent=1))
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)

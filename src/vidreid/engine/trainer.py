@@ -1,0 +1,279 @@
+"""The training loop. It knows configs, data, optimisers and checkpoints, not models: a model
+returns a ModelOutput and the composed loss reads what it needs from it.
+
+Single-process assumptions are kept out: the P x K sampler shards batches by rank, and only
+rank 0 logs and writes checkpoints (``torch.distributed`` when initialised, e.g. under torchrun).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from ..config import from_container, to_container
+from ..data.datasets import build_dataset
+from ..data.samplers import PKBatchSampler
+from ..data.sampling import TemporalSampler
+from ..data.transforms import ClipTransform
+from ..data.video import ClipDataset
+from ..errors import ConfigError, NonFiniteLossError
+from ..losses import CompositeLoss
+from ..models import create_model
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .evaluator import evaluate_split, pick_device, write_json
+
+
+def _dist():
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def build_optimizer(cfg, model) -> torch.optim.Optimizer:
+    o = cfg.optim
+    pre = set(id(p) for p in (model.pretrained_parameters() if hasattr(model, "pretrained_parameters") else []))
+    groups = [
+        {"params": [p for p in model.parameters() if p.requires_grad and id(p) in pre], "lr": o.lr * o.pretrained_lr_mult},
+        {"params": [p for p in model.parameters() if p.requires_grad and id(p) not in pre], "lr": o.lr},
+    ]
+    groups = [g for g in groups if g["params"]]
+    if o.name == "adam":
+        return torch.optim.Adam(groups, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+    if o.name == "adamw":
+        return torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+    if o.name == "sgd":
+        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay)
+    raise ConfigError(f"optim.name: unknown {o.name!r}; valid: ['adam', 'adamw', 'sgd']")
+
+
+def lr_factor(cfg, epoch_float: float) -> float:
+    """Learning-rate multiplier at a (fractional) epoch: linear warm-up from ``warmup_factor``
+    over ``warmup_epochs``, times the decay of ``schedule.name``."""
+    s = cfg.schedule
+    warm = 1.0
+    if s.warmup_epochs > 0 and epoch_float < s.warmup_epochs:
+        a = epoch_float / s.warmup_epochs
+        warm = s.warmup_factor * (1 - a) + a
+    e = int(math.floor(epoch_float))
+    if s.name == "constant":
+        decay = 1.0
+    elif s.name == "step":
+        decay = s.gamma ** (e // s.step_size)
+    elif s.name == "multistep":
+        decay = s.gamma ** sum(1 for m in s.milestones if e >= m)
+    elif s.name == "cosine":
+        decay = s.min_lr_factor + (1 - s.min_lr_factor) * 0.5 * (1 + math.cos(math.pi * min(epoch_float, s.epochs) / s.epochs))
+    else:
+        raise ConfigError(f"schedule.name: unknown {s.name!r}; valid: ['constant', 'step', 'multistep', 'cosine']")
+    return warm * decay
+
+
+class Trainer:
+    """Train one model on one split of one dataset, as the config says.
+
+    Args:
+        cfg: a config from :func:`vidreid.config.load_config`.
+        split_id: which protocol split (overrides ``cfg.data.split_id`` when given).
+    """
+
+    def __init__(self, cfg, split_id: int | None = None):
+        self.cfg = cfg
+        self.rank, self.world = _dist()
+        self.device = pick_device(cfg.train.device)
+        sid = cfg.data.split_id if split_id is None else split_id
+        if not isinstance(sid, int):
+            raise ConfigError(f"data.split_id: Trainer needs an int, got {sid!r} (use train_all_splits for 'all')")
+        self.dataset = build_dataset(cfg.data.dataset, cfg.data.root, verify_files=cfg.data.verify_files,
+                                     min_seq_len=cfg.data.min_seq_len)
+        self.split = self.dataset.split(sid)
+        pids = sorted({t.pid for t in self.split.train})
+        self.labels = {p: i for i, p in enumerate(pids)}
+        torch.manual_seed(cfg.train.seed)
+        self.model = create_model(cfg.model.name, num_classes=len(pids), **cfg.model.args).to(self.device)
+        if cfg.train.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.loss = CompositeLoss(to_container(cfg)["loss"]).to(self.device)
+        self.optimizer = build_optimizer(cfg, self.model)
+        self.out_dir = Path(cfg.train.output_dir)
+        d = cfg.data
+        mean, std = getattr(self.model, "input_norm", ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)))
+        tf = ClipTransform(d.height, d.width, train=True, flip_p=d.augment.flip_p, pad=d.augment.pad,
+                           erase_p=d.augment.erase_p, mean=tuple(mean), std=tuple(std))
+        ts = d.train_sampling
+        self.train_set = ClipDataset(self.split.root, self.split.train,
+                                     TemporalSampler(ts.strategy, ts.seq_len, True, ts.stride), tf, self.labels)
+        self.sampler = PKBatchSampler([t.pid for t in self.split.train], d.p, d.k, seed=cfg.train.seed,
+                                      rank=self.rank, world_size=self.world)
+        self.iters_per_epoch = len(self.sampler)
+        if self.iters_per_epoch == 0:
+            raise ConfigError(f"data.p={d.p} x data.k={d.k} gives no batch for {len(pids)} training identities")
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda it: lr_factor(cfg, it / self.iters_per_epoch))
+        self.epoch = 0
+        self.global_step = 0
+
+    # ----------------------------------------------------------------------------- state
+    def state_dict(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "loss": self.loss.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "rng": rng_state(),
+            "epoch": self.epoch,
+            "global_step": self.global_step,
+            "config": to_container(self.cfg),
+            "split_id": self.split.split_id,
+            "labels": self.labels,
+        }
+
+    def load_state_dict(self, st: dict) -> None:
+        self.model.load_state_dict(st["model"])
+        self.optimizer.load_state_dict(st["optimizer"])
+        self.scheduler.load_state_dict(st["scheduler"])
+        self.loss.load_state_dict(st["loss"])
+        self.sampler.load_state_dict(st["sampler"])
+        set_rng_state(st["rng"])
+        self.epoch, self.global_step = st["epoch"], st["global_step"]
+
+    def _log(self, rec: dict, writer) -> None:
+        if self.rank != 0:
+            return
+        with open(self.out_dir / "log.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        if writer is not None:
+            for k, v in rec.items():
+                if isinstance(v, (int, float)) and k not in ("epoch", "step"):
+                    writer.add_scalar(f"train/{k}", v, rec["step"])
+
+    # ----------------------------------------------------------------------------- loop
+    def fit(self, resume: str | Path | None = None, stop_after_epochs: int | None = None) -> dict:
+        """Train for ``schedule.epochs`` epochs (from a checkpoint when ``resume`` is given),
+        checkpointing to ``output_dir/checkpoint.pt``; evaluate at the end.
+
+        Args:
+            resume: checkpoint to continue from exactly (model, optimiser, schedule, RNG and
+                sampler state).
+            stop_after_epochs: stop (after checkpointing) once this many epochs are done in
+                total, without changing the schedule; for interrupting on purpose.
+
+        Returns:
+            The final metrics dict (also written to ``output_dir/metrics.json``), or
+            ``{"stopped_at_epoch": e}`` when stopped early.
+
+        Raises:
+            NonFiniteLossError: a NaN or infinite loss (names epoch and step).
+        """
+        cfg = self.cfg
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if resume is not None:
+            self.load_state_dict(load_checkpoint(resume))
+        if self.rank == 0:
+            (self.out_dir / "config.yaml").write_text(__import__("omegaconf").OmegaConf.to_yaml(cfg))
+        writer = None
+        if self.rank == 0:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                writer = SummaryWriter(str(self.out_dir / "tb"))
+            except Exception:  # tensorboard missing or broken: the JSONL log still has everything
+                writer = None
+        loader_kw = dict(num_workers=cfg.data.num_workers, persistent_workers=False)
+        total_epochs = cfg.schedule.epochs
+        metrics: dict = {}
+        try:
+            while self.epoch < total_epochs:
+                start_batch = self.sampler.start_batch if resume is not None else 0
+                resume = None
+                self.sampler.set_epoch(self.epoch, start_batch)
+                loader = DataLoader(self.train_set, batch_sampler=self.sampler, **loader_kw)
+                self.model.train()
+                it = loader
+                if cfg.train.progress and self.rank == 0:
+                    from tqdm import tqdm
+                    it = tqdm(loader, total=self.iters_per_epoch - start_batch, desc=f"epoch {self.epoch + 1}/{total_epochs}",
+                              leave=False)
+                t0 = time.perf_counter()
+                for i, batch in enumerate(it, start=start_batch):
+                    clip = batch["clip"].to(self.device)
+                    labels = batch["label"].to(self.device)
+                    out = self.model(clip)
+                    loss, parts = self.loss(out, labels)
+                    if not torch.isfinite(loss):
+                        raise NonFiniteLossError(
+                            f"loss is {float(loss.detach())} at epoch {self.epoch + 1}, step {i + 1} (global step "
+                            f"{self.global_step + 1}); terms: {parts}")
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if cfg.optim.max_grad_norm > 0:
+                        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.max_grad_norm)
+                    self.optimizer.step()
+                    self.scheduler.step()
+                    self.global_step += 1
+                    self.sampler.start_batch = i + 1
+                    if self.global_step % cfg.train.log_every == 0 or i + 1 == self.iters_per_epoch:
+                        rec = {"epoch": self.epoch, "step": self.global_step, "loss": float(loss.detach()),
+                               "lr": self.optimizer.param_groups[-1]["lr"],
+                               "clips_per_s": (i + 1 - start_batch) * clip.shape[0] / (time.perf_counter() - t0)}
+                        rec.update(parts)
+                        self._log(rec, writer)
+                        if hasattr(it, "set_postfix"):
+                            it.set_postfix(loss=f"{float(loss):.3f}")
+                self.epoch += 1
+                self.sampler.set_epoch(self.epoch, 0)
+                if self.rank == 0 and (self.epoch % cfg.train.checkpoint_every == 0 or self.epoch == total_epochs):
+                    save_checkpoint(self.state_dict(), self.out_dir / "checkpoint.pt")
+                if cfg.test.eval_every and self.epoch % cfg.test.eval_every == 0 and self.epoch < total_epochs:
+                    m = self.evaluate()
+                    self._log({"epoch": self.epoch, "step": self.global_step, "eval_rank1": m["rank1"], "eval_mAP": m["mAP"]}, writer)
+                if stop_after_epochs is not None and self.epoch >= stop_after_epochs and self.epoch < total_epochs:
+                    return {"stopped_at_epoch": self.epoch}
+            metrics = self.evaluate()
+            if self.rank == 0:
+                write_json(metrics, self.out_dir / "metrics.json")
+        finally:
+            if writer is not None:
+                writer.close()
+        return metrics
+
+    def evaluate(self) -> dict:
+        m = evaluate_split(self.model, self.split, self.cfg, self.device, progress=self.cfg.train.progress)
+        self.model.train()
+        m.update(dataset=self.cfg.data.dataset, model=self.cfg.model.name, epoch=self.epoch)
+        return m
+
+
+def load_model_from_checkpoint(path, cfg=None):
+    """Rebuild the model a checkpoint was trained with and load its weights.
+
+    Returns (model, config, checkpoint dict)."""
+    st = load_checkpoint(path)
+    ckcfg = from_container(st["config"])
+    cfg = cfg or ckcfg
+    model = create_model(ckcfg.model.name, num_classes=len(st.get("labels", {})), **ckcfg.model.args)
+    model.load_state_dict(st["model"])
+    return model, cfg, st
+
+
+def train_all_splits(cfg) -> dict:
+    """Train and evaluate on every split of the protocol (``data.split_id=all``), each in
+    ``output_dir/split_<i>``; returns and writes per-split metrics and their mean +- std."""
+    from .evaluator import summarize
+
+    ds = build_dataset(cfg.data.dataset, cfg.data.root, verify_files=cfg.data.verify_files, min_seq_len=cfg.data.min_seq_len)
+    per = []
+    base = Path(cfg.train.output_dir)
+    for s in range(ds.num_splits):
+        c = cfg.copy()
+        c.train.output_dir = str(base / f"split_{s}")
+        c.data.split_id = s
+        per.append(Trainer(c, s).fit())
+    out = {"per_split": per, "summary": summarize(per)}
+    write_json(out, base / "metrics.json")
+    return out

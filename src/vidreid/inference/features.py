@@ -1,0 +1,112 @@
+"""Tracklet feature extraction, usable on its own (no trainer needed).
+
+Three paths, chosen by the test sampling and the model:
+
+* ``all`` frames with a *frame-decomposable* model (temporal average pooling): frames of many
+  tracklets are packed into fixed-size batches (no per-tracklet loop, no padding), decoded in
+  DataLoader workers while the model computes, summed per tracklet with ``index_add_``, and
+  pooled afterwards; memory is O(batch + N x D) whatever the tracklet lengths.
+* ``all`` frames with any other model: each tracklet is cut into consecutive clips of
+  ``seq_len`` frames (the last one stretched), clips of many tracklets are batched, and the
+  clip embeddings are averaged per tracklet (the common "all frames" test of video re-ID code).
+* a fixed-length strategy (``evenly``, ``restricted_random``, ``random_consecutive`` test
+  variant): one clip per tracklet.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..data.sampling import TemporalSampler
+from ..data.tracklet import Tracklet
+from ..data.transforms import ClipTransform
+from ..data.video import ClipDataset, FrameDataset, read_frame
+
+
+class _ChunkDataset(Dataset):
+    """Consecutive ``seq_len``-frame chunks of every tracklet. Item: (clip (L,3,H,W), tracklet index)."""
+
+    def __init__(self, root, tracklets: list[Tracklet], seq_len: int, transform: ClipTransform):
+        self.root, self.tracklets, self.L, self.tf = Path(root), tracklets, seq_len, transform
+        self.items = [(k, s) for k, t in enumerate(tracklets) for s in range(0, len(t), seq_len)]
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        k, s = self.items[i]
+        t = self.tracklets[k]
+        n = min(self.L, len(t) - s)
+        idx = s + (np.arange(self.L) * n) // self.L
+        frames = np.stack([read_frame(self.root / t.frames[j], self.tf.height, self.tf.width) for j in idx])
+        clip, _ = self.tf(frames, self.tf.draw(None))
+        return clip, k
+
+
+def _loader(ds, batch_size, num_workers):
+    return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                      persistent_workers=False, pin_memory=False)
+
+
+@torch.no_grad()
+def extract_features(model: torch.nn.Module, root, tracklets: list[Tracklet], sampler: TemporalSampler,
+                     transform: ClipTransform, batch_size: int = 64, num_workers: int = 2,
+                     device: str | torch.device = "cpu", channels_last: bool = True, progress: bool = False) -> torch.Tensor:
+    """Embeddings of ``tracklets``.
+
+    Args:
+        model: a vidreid model (put in eval mode here).
+        root: dataset root.
+        tracklets: N tracklets.
+        sampler: the test temporal sampler (``train=False``).
+        transform: the test transform (``train=False``).
+        batch_size: frames per batch on the all-frame path, clips per batch otherwise.
+        num_workers: DataLoader decode workers.
+        device: where the model runs.
+        channels_last: use channels_last memory format for 4-D inputs (faster on CPU).
+
+    Returns:
+        float32 tensor (N, D) on the CPU, in the order of ``tracklets``.
+    """
+    model.eval().to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    N = len(tracklets)
+    wrap = (lambda it, n: __import__("tqdm").tqdm(it, total=n, leave=False, desc="extract")) if progress else (lambda it, n: it)
+    if sampler.strategy == "all" and getattr(model, "frame_decomposable", False):
+        ds = FrameDataset(root, tracklets, transform)
+        sums = counts = None
+        for x, owner in wrap(_loader(ds, batch_size, num_workers), (len(ds) + batch_size - 1) // batch_size):
+            x = x.to(device)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            f = model.frame_features(x).float().cpu()
+            if sums is None:
+                sums = torch.zeros(N, f.shape[1])
+                counts = torch.zeros(N)
+            sums.index_add_(0, owner, f)
+            counts.index_add_(0, owner, torch.ones(len(owner)))
+        pooled = sums / counts[:, None]
+        out = []
+        for s in range(0, N, 1024):
+            out.append(model.head(pooled[s:s + 1024].to(device)).embedding.float().cpu())
+        return torch.cat(out)
+    if sampler.strategy == "all":
+        ds = _ChunkDataset(root, tracklets, sampler.seq_len, transform)
+        sums = counts = None
+        for clip, owner in wrap(_loader(ds, max(1, batch_size // sampler.seq_len), num_workers), None):
+            e = model(clip.to(device)).embedding.float().cpu()
+            if sums is None:
+                sums, counts = torch.zeros(N, e.shape[1]), torch.zeros(N)
+            sums.index_add_(0, owner, e)
+            counts.index_add_(0, owner, torch.ones(len(owner)))
+        return sums / counts[:, None]
+    ds = ClipDataset(root, tracklets, sampler, transform)
+    out = []
+    for b in wrap(_loader(ds, max(1, batch_size // sampler.seq_len), num_workers), None):
+        out.append(model(b["clip"].to(device)).embedding.float().cpu())
+    return torch.cat(out)
