@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import pytest
+
+from vidreid.config import load_config, packaged_config_dir
+from vidreid.errors import ConfigError
+
+
+def test_packaged_configs_load():
+    for p in sorted(packaged_config_dir().rglob("*.yaml")):
+        cfg = load_config(p)
+        assert cfg.data.dataset and cfg.model.name
+
+
+def test_base_inheritance_and_overrides():
+    cfg = load_config("baseline/mars", ["optim.lr=0.01", "data.p=4"])
+    assert cfg.data.dataset == "mars" and cfg.data.height == 256  # inherited from prid2011.yaml
+    assert cfg.optim.lr == 0.01 and cfg.data.p == 4
+    assert cfg.schedule.milestones == [40, 80, 120]
+
+
+def test_unknown_key_lists_valid():
+    with pytest.raises(ConfigError, match=r"valid keys under optim: .*'lr'"):
+        load_config(None, ["optim.lrr=0.1"])
+    with pytest.raises(ConfigError, match="valid keys"):
+        load_config(None, ["bogus=1"])
+
+
+def test_bad_yaml_key(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("data:\n  datset: mars\n")
+    with pytest.raises(ConfigError, match=f"{p}.*datset.*valid keys under data"):
+        load_config(p)
+
+
+def test_bad_override_and_type():
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(None, ["optim.lr"])
+    with pytest.raises(ConfigError):
+        load_config(None, ["data.p=notanint"])
+    with pytest.raises(ConfigError, match="not found"):
+        load_config("no/such/config")

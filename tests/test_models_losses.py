@@ -1,0 +1,114 @@
+"""Baseline model, backbones, losses, and the offline ImageNet weights of the light backbone."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vidreid.errors import ConfigError
+from vidreid.losses import BatchHardTripletLoss, CompositeLoss, CrossEntropyLoss
+from vidreid.models import ModelOutput, create_model
+
+
+@pytest.mark.parametrize("backbone,dim", [("resnet18", 512), ("efficientnet_lite0", 1280)])
+def test_baseline_shapes(backbone, dim):
+    m = create_model("baseline", num_classes=7, backbone=backbone)
+    x = torch.randn(3, 4, 3, 64, 32)
+    out = m(x)
+    assert out.embedding.shape == (3, dim) and out.features.shape == (3, dim)
+    assert out.logits.shape == (3, 7) and out.aux["frame_features"].shape == (3, 4, dim)
+    m.eval()
+    out = m(x)
+    assert out.logits is None
+    # frame-decomposable: the head of the mean frame feature equals the clip embedding
+    f = m.frame_features(x.flatten(0, 1)).view(3, 4, -1).mean(1)
+    torch.testing.assert_close(m.head(f).embedding, out.embedding)
+
+
+def test_resnet_last_stride():
+    m1 = create_model("baseline", backbone="resnet18", last_stride=1)
+    m2 = create_model("baseline", backbone="resnet18", last_stride=2)
+    x = torch.randn(2, 3, 64, 32)
+    assert m1.backbone(x).shape[-2:] == (4, 2) and m2.backbone(x).shape[-2:] == (2, 1)
+
+
+def test_model_arg_errors():
+    with pytest.raises(ConfigError, match="valid"):
+        create_model("baseline", backbone="resnet18", bogus=1)
+    with pytest.raises(ConfigError, match="valid"):
+        create_model("nope")
+    with pytest.raises(ConfigError, match="valid"):
+        create_model("baseline", backbone="vgg")
+
+
+def test_resnet_imagenet_needs_local_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("VIDREID_WEIGHTS", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    with pytest.raises(ConfigError, match="resnet18-f37072fd.pth"):
+        create_model("baseline", backbone="resnet18", pretrained="imagenet")
+    # a local torchvision-format file loads
+    import torchvision
+
+    sd = torchvision.models.resnet18(weights=None).state_dict()
+    torch.save(sd, tmp_path / "resnet18-f37072fd.pth")
+    m = create_model("baseline", backbone="resnet18", pretrained="imagenet")
+    torch.testing.assert_close(m.backbone.body[0].weight, sd["conv1.weight"])
+
+
+def test_lite0_imagenet_classifies_real_photos():
+    """The shipped EfficientNet-Lite0 weights, mapped onto timm's tf_efficientnet_lite0, classify
+    scikit-image's chelsea as ImageNet class 285 (Egyptian cat) and coffee as 967 (espresso)."""
+    skimage_data = pytest.importorskip("skimage.data")
+    import timm
+
+    from vidreid.models.backbones import load_lite0_imagenet
+
+    net = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
+    load_lite0_imagenet(net)
+    for img, cls in ((skimage_data.chelsea(), 285), (skimage_data.coffee(), 967)):
+        x = torch.from_numpy(img).permute(2, 0, 1).float()[None] / 255
+        x = F.interpolate(x, size=(224, 224), mode="bicubic", align_corners=False)
+        with torch.no_grad():
+            assert net((x - 0.5) / 0.5).argmax().item() == cls
+
+
+def test_triplet_hand_computed():
+    f = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.0, 1.0], [0.0, 5.0]])
+    y = torch.tensor([0, 0, 1, 1])
+    # anchor 0: d(pos)=3, nearest neg = 1 -> relu(3-1+0.5)=2.5
+    # anchor 1: d(pos)=3, nearest neg = sqrt(10) -> relu(3-3.1623+0.5)=0.3377
+    # anchor 2: d(pos)=4, nearest neg = 1 -> 3.5 ; anchor 3: d(pos)=4, nearest neg = 5 -> 0
+    exp = (2.5 + (3 - 10 ** 0.5 + 0.5) + 3.5 + 0.0) / 4
+    assert float(BatchHardTripletLoss(0.5)(f, y)) == pytest.approx(exp, rel=1e-5)
+    # soft margin
+    soft = BatchHardTripletLoss(None)(f, y)
+    exp_soft = sum(F.softplus(torch.tensor(v)) for v in (2.0, 3 - 10 ** 0.5, 3.0, -1.0)) / 4
+    assert float(soft) == pytest.approx(float(exp_soft), rel=1e-5)
+    # cosine distance: identical directions -> 0 distance
+    c = BatchHardTripletLoss(0.1, "cosine")(torch.tensor([[1.0, 0], [2.0, 0], [0, 1.0], [0, 3.0]]), y)
+    assert float(c) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_cross_entropy_label_smoothing():
+    logits = torch.tensor([[2.0, 0.0, 0.0]])
+    y = torch.tensor([0])
+    p = torch.log_softmax(logits, 1)[0]
+    eps = 0.3
+    exp = -((1 - eps) * p[0] + eps * p.mean())
+    assert float(CrossEntropyLoss(eps)(logits, y)) == pytest.approx(float(exp), rel=1e-6)
+
+
+def test_composite_loss_weights_and_errors():
+    out = ModelOutput(embedding=torch.zeros(4, 2), features=torch.randn(4, 2), logits=torch.randn(4, 3),
+                      aux={"reg": torch.tensor(2.0)})
+    y = torch.tensor([0, 0, 1, 1])
+    loss = CompositeLoss([{"name": "cross_entropy", "weight": 0.5}, {"name": "value", "input": "reg", "weight": 0.1}])
+    total, parts = loss(out, y)
+    assert float(total) == pytest.approx(0.5 * parts["cross_entropy"] + 0.1 * 2.0, rel=1e-6)
+    with pytest.raises(ConfigError, match="valid"):
+        CompositeLoss([{"name": "triplet", "bogus": 1}])
+    with pytest.raises(ConfigError, match="valid"):
+        CompositeLoss([{"name": "nope"}])
+    with pytest.raises(KeyError, match="has"):
+        CompositeLoss([{"name": "triplet", "input": "parts"}])(out, y)

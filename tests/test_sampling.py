@@ -1,0 +1,86 @@
+"""Temporal sampling strategies and the P x K sampler."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from vidreid.data.samplers import PKBatchSampler
+from vidreid.data.sampling import TemporalSampler
+from vidreid.errors import ConfigError
+
+
+def test_random_consecutive():
+    s = TemporalSampler("random_consecutive", 4, train=True)
+    rng = np.random.default_rng(0)
+    starts = set()
+    for _ in range(200):
+        idx = s(10, rng)
+        assert list(idx) == list(range(idx[0], idx[0] + 4))
+        starts.add(int(idx[0]))
+    assert starts == set(range(7))  # every valid start 0..6 occurs
+    assert list(TemporalSampler("random_consecutive", 4, train=False)(10)) == [0, 1, 2, 3]
+    # short tracklets repeat frames in order
+    assert list(s(3, rng)) == [0, 0, 1, 2]
+    # stride
+    st = TemporalSampler("random_consecutive", 3, train=False, stride=2)
+    assert list(st(10)) == [0, 2, 4]
+
+
+def test_restricted_random():
+    s = TemporalSampler("restricted_random", 6, train=True)
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        idx = s(20, rng)
+        bounds = (np.arange(7) * 20) // 6  # [0, 3, 6, 10, 13, 16, 20]
+        assert all(bounds[i] <= idx[i] < bounds[i + 1] for i in range(6))
+    assert list(TemporalSampler("restricted_random", 6, train=False)(20)) == [0, 3, 6, 10, 13, 16]
+    assert list(s(4, rng)) == [0, 0, 1, 2, 2, 3]
+
+
+def test_evenly_and_all():
+    assert list(TemporalSampler("evenly", 5, train=False)(9)) == [0, 2, 4, 6, 8]
+    assert list(TemporalSampler("evenly", 4, train=True)(2, np.random.default_rng())) == [0, 0, 1, 1]
+    assert list(TemporalSampler("all", 4, train=False)(7)) == list(range(7))
+
+
+def test_sampling_errors():
+    with pytest.raises(ConfigError, match="valid"):
+        TemporalSampler("bogus", 4)
+    with pytest.raises(ConfigError):
+        TemporalSampler("evenly", 0)
+    with pytest.raises(ValueError):
+        TemporalSampler("random_consecutive", 4, train=True)(10)  # no generator
+
+
+def test_pk_sampler_batches():
+    pids = [0] * 5 + [1] * 2 + [2] * 3 + [3] * 1 + [4] * 4
+    s = PKBatchSampler(pids, p=2, k=2, seed=3)
+    batches = list(s)
+    assert len(batches) == len(s) > 0
+    for b in batches:
+        idx = [i for i, _ in b]
+        c = Counter(pids[i] for i in idx)
+        assert len(c) == 2 and all(v == 2 for v in c.values())
+    # every tracklet is used in an epoch (an identity's groups cover all its tracklets) unless
+    # fewer than P identities had groups left at the end
+    used = {i for b in batches for i, _ in b}
+    assert len(used) >= len(pids) - 4
+    # deterministic per (seed, epoch), different across epochs
+    assert batches == list(PKBatchSampler(pids, 2, 2, seed=3))
+    s.set_epoch(1)
+    assert list(s) != batches
+
+
+def test_pk_sampler_resume_and_shards():
+    pids = np.repeat(np.arange(10), 4)
+    s = PKBatchSampler(pids, 4, 2, seed=0)
+    full = list(s)
+    s.set_epoch(0, start_batch=2)
+    assert list(s) == full[2:]
+    shards = [list(PKBatchSampler(pids, 4, 2, seed=0, rank=r, world_size=2)) for r in range(2)]
+    assert shards[0] == full[0::2] and shards[1] == full[1::2]
+    with pytest.raises(ValueError, match="P=20"):
+        PKBatchSampler(pids, 20, 2)
