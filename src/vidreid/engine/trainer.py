@@ -184,7 +184,10 @@ class Trainer:
                 writer = SummaryWriter(str(self.out_dir / "tb"))
             except Exception:  # tensorboard missing or broken: the JSONL log still has everything
                 writer = None
-        loader_kw = dict(num_workers=cfg.data.num_workers, persistent_workers=False)
+        # One loader for the whole run: persistent workers are not restarted every epoch. The
+        # batch sampler is iterated in this process, so set_epoch below still takes effect.
+        loader = DataLoader(self.train_set, batch_sampler=self.sampler, num_workers=cfg.data.num_workers,
+                            persistent_workers=cfg.data.num_workers > 0)
         total_epochs = cfg.schedule.epochs
         metrics: dict = {}
         try:
@@ -192,7 +195,6 @@ class Trainer:
                 start_batch = self.sampler.start_batch if resume is not None else 0
                 resume = None
                 self.sampler.set_epoch(self.epoch, start_batch)
-                loader = DataLoader(self.train_set, batch_sampler=self.sampler, **loader_kw)
                 self.model.train()
                 it = loader
                 if cfg.train.progress and self.rank == 0:

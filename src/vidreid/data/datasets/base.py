@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..tracklet import ReIDSplit
+import re
+
+from ..tracklet import ReIDSplit, Tracklet
+from .common import list_frames, require_dir, sorted_subdirs
 
 
 class VideoReIDDataset:
@@ -50,3 +53,39 @@ class VideoReIDDataset:
         s = self.split(split_id).stats()
         s["root"] = str(self.root)
         return s
+
+
+class QueryGalleryDataset(VideoReIDDataset):
+    """A dataset laid out as ``root/{train,query,gallery}/<pid>/<tracklet>/<frames>`` with one
+    fixed split (DukeMTMC-VideoReID, the user folder layout). Subclasses set the folder and
+    frame patterns and :meth:`_tracklet` (how pid and camid are read)."""
+
+    PID: re.Pattern[str]
+    TRK: re.Pattern[str]
+    FRAME: re.Pattern[str]
+    pid_what = "a pid folder"
+    trk_what = "a tracklet folder"
+    frame_what = "frames"
+    optional_train = False
+
+    def __init__(self, root, verify_files: bool = True, min_seq_len: int = 0):
+        super().__init__(root, verify_files, min_seq_len)
+        self.subsets: dict[str, list[Tracklet]] = {}
+        for subset in ("train", "query", "gallery"):
+            if subset == "train" and self.optional_train and not (self.root / "train").exists():
+                self.subsets[subset] = []
+                continue
+            require_dir(self.root / subset, f"{self.name} {subset}/ with <pid>/<tracklet>/ folders")
+            self.subsets[subset] = [
+                self._tracklet(subset, pdir, tdir, list_frames(tdir, self.root, self.FRAME, self.frame_what))
+                for pdir in sorted_subdirs(self.root / subset, self.PID, self.pid_what)
+                for tdir in sorted_subdirs(pdir, self.TRK, self.trk_what)]
+
+    def _tracklet(self, subset, pdir, tdir, frames) -> Tracklet:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def split(self, split_id: int = 0) -> ReIDSplit:
+        self._check_split_id(split_id)
+        excluded: dict[str, int] = {}
+        s = {k: self._drop_short(v, excluded, k) for k, v in self.subsets.items()}
+        return ReIDSplit(self.name, self.root, s["train"], s["query"], s["gallery"], 0, 1, excluded)

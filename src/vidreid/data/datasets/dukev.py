@@ -18,40 +18,26 @@ from __future__ import annotations
 import re
 
 from ...errors import DatasetError
-from ..tracklet import ReIDSplit, Tracklet
-from .base import VideoReIDDataset
-from .common import list_frames, require_dir, sorted_subdirs
+from ..tracklet import Tracklet
+from .base import QueryGalleryDataset
 
 FRAME = re.compile(r"(?P<pid>\d{4})_?C(?P<cam>\d)_?F(?P<frame>\d{4})_?X(?P<x>\d+)\.jpg")
 PID = re.compile(r"\d{4}")
 TRK = re.compile(r"\d{4}")
 
 
-class DukeMTMCVideoReID(VideoReIDDataset):
+class DukeMTMCVideoReID(QueryGalleryDataset):
     name = "dukev"
+    PID, TRK, FRAME = PID, TRK, FRAME
+    pid_what = "a 4-digit pid folder"
+    trk_what = "a 4-digit tracklet folder"
+    frame_what = "Duke frames PPPPCcFffffXxxxxx.jpg or PPPP_Cc_Fffff_Xxxxxx.jpg"
 
-    def __init__(self, root, verify_files: bool = True, min_seq_len: int = 0):
-        super().__init__(root, verify_files, min_seq_len)
-        self.subsets = {s: self._load(s) for s in ("train", "query", "gallery")}
-
-    def _load(self, subset: str) -> list[Tracklet]:
-        base = require_dir(self.root / subset, f"DukeMTMC-VideoReID {subset}/ with PPPP/TTTT/ tracklet folders")
-        out = []
-        for pdir in sorted_subdirs(base, PID, "a 4-digit pid folder"):
-            for tdir in sorted_subdirs(pdir, TRK, "a 4-digit tracklet folder"):
-                frames = list_frames(tdir, self.root, FRAME, "Duke frames PPPPCcFffffXxxxxx.jpg or PPPP_Cc_Fffff_Xxxxxx.jpg")
-                pids = {int(m.group("pid")) for _, _, m in frames}
-                cams = {int(m.group("cam")) for _, _, m in frames}
-                if pids != {int(pdir.name)}:
-                    raise DatasetError(f"{tdir}: frame names carry pid(s) {sorted(pids)}, folder says {pdir.name}")
-                if len(cams) != 1:
-                    raise DatasetError(f"{tdir}: frames from several cameras {sorted(cams)}; a tracklet has one")
-                out.append(Tracklet(tuple(f[1] for f in frames), int(pdir.name), cams.pop(),
-                                    f"{subset}/{pdir.name}/{tdir.name}"))
-        return out
-
-    def split(self, split_id: int = 0) -> ReIDSplit:
-        self._check_split_id(split_id)
-        excluded: dict[str, int] = {}
-        s = {k: self._drop_short(v, excluded, k) for k, v in self.subsets.items()}
-        return ReIDSplit(self.name, self.root, s["train"], s["query"], s["gallery"], 0, 1, excluded)
+    def _tracklet(self, subset, pdir, tdir, frames) -> Tracklet:
+        pids = {int(m.group("pid")) for _, _, m in frames}
+        cams = {int(m.group("cam")) for _, _, m in frames}
+        if pids != {int(pdir.name)}:
+            raise DatasetError(f"{tdir}: frame names carry pid(s) {sorted(pids)}, folder says {pdir.name}")
+        if len(cams) != 1:
+            raise DatasetError(f"{tdir}: frames from several cameras {sorted(cams)}; a tracklet has one")
+        return Tracklet(tuple(f[1] for f in frames), int(pdir.name), cams.pop(), f"{subset}/{pdir.name}/{tdir.name}")

@@ -20,38 +20,22 @@ from __future__ import annotations
 
 import re
 
-from ..tracklet import ReIDSplit, Tracklet
-from .base import VideoReIDDataset
-from .common import list_frames, sorted_subdirs
+from ..tracklet import Tracklet
+from .base import QueryGalleryDataset
 
 PID = re.compile(r"\d+")
 TRK = re.compile(r"c(?P<cam>\d+)(_.*)?")
 FRAME = re.compile(r"(?:.*?[^\d])?(?P<frame>\d+)\.(?:jpg|jpeg|png|bmp|JPG|JPEG|PNG|BMP)")
 
 
-class FolderDataset(VideoReIDDataset):
+class FolderDataset(QueryGalleryDataset):
     name = "folder"
+    PID, TRK, FRAME = PID, TRK, FRAME
+    pid_what = "<pid> folders (integers)"
+    trk_what = "tracklet folders named c<camid> or c<camid>_<name>"
+    frame_what = "image frames whose names end in a frame number"
+    optional_train = True
 
-    def __init__(self, root, verify_files: bool = True, min_seq_len: int = 0):
-        super().__init__(root, verify_files, min_seq_len)
-        self.subsets = {}
-        for subset in ("train", "query", "gallery"):
-            if subset == "train" and not (self.root / "train").exists():
-                self.subsets[subset] = []
-                continue
-            self.subsets[subset] = self._load(subset)
-
-    def _load(self, subset: str) -> list[Tracklet]:
-        out = []
-        for pdir in sorted_subdirs(self.root / subset, PID, f"{subset}/<pid> folders (integers)"):
-            for tdir in sorted_subdirs(pdir, TRK, "tracklet folders named c<camid> or c<camid>_<name>"):
-                frames = list_frames(tdir, self.root, FRAME, "image frames whose names end in a frame number")
-                cam = int(TRK.fullmatch(tdir.name).group("cam"))
-                out.append(Tracklet(tuple(f[1] for f in frames), int(pdir.name), cam, f"{subset}/{pdir.name}/{tdir.name}"))
-        return out
-
-    def split(self, split_id: int = 0) -> ReIDSplit:
-        self._check_split_id(split_id)
-        excluded: dict[str, int] = {}
-        s = {k: self._drop_short(v, excluded, k) for k, v in self.subsets.items()}
-        return ReIDSplit(self.name, self.root, s["train"], s["query"], s["gallery"], 0, 1, excluded)
+    def _tracklet(self, subset, pdir, tdir, frames) -> Tracklet:
+        cam = int(TRK.fullmatch(tdir.name).group("cam"))
+        return Tracklet(tuple(f[1] for f in frames), int(pdir.name), cam, f"{subset}/{pdir.name}/{tdir.name}")
