@@ -31,7 +31,7 @@ def test_cli_errors_exit_2(tmp_path, capsys):
 def test_cli_train_then_test(tiny_tree, tmp_path, capsys):
     root = tiny_tree("ilidsvid")
     common = [f"data.root={root}", "data.dataset=ilidsvid", "data.height=64", "data.width=32", "data.p=3", "data.k=2",
-              "data.num_workers=0", "model.args={backbone: resnet18, pretrained: null}", "schedule.epochs=1",
+              "data.num_workers=1", "model.args={backbone: resnet18, pretrained: null}", "schedule.epochs=2",
               "train.progress=false", f"train.output_dir={tmp_path / 'run'}"]
     assert main(["train", "--config", "demo/prid2011", *common]) == 0
     assert "| ilidsvid | split 0 | baseline |" in capsys.readouterr().out
