@@ -91,6 +91,7 @@ class TestConfig:
     batch_size: int = 64  # frames (all-frame extraction) or clips per batch
     eval_every: int = 0  # epochs between evaluations during training (0: only at the end)
     max_rank: int = 50
+    compile: bool = False  # torch.compile (Inductor, weight freezing) for all-frame extraction
 
 
 @dataclass

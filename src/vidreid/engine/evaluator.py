@@ -13,8 +13,7 @@ from ..data.sampling import TemporalSampler
 from ..data.tracklet import ReIDSplit
 from ..data.transforms import ClipTransform
 from ..inference.features import extract_features
-from ..losses.metric import pairwise_distance
-from ..metrics.rank import evaluate_rank
+from ..metrics.rank import FeatureDistance, evaluate_rank
 
 REPORT_RANKS = (1, 5, 10, 20)
 
@@ -34,14 +33,14 @@ def evaluate_split(model, split: ReIDSplit, cfg, device="cpu", progress: bool = 
     sampler = TemporalSampler(ts.strategy, ts.seq_len, train=False, stride=ts.stride)
     tf = test_transform(cfg, model)
     kw = dict(batch_size=cfg.test.batch_size, num_workers=cfg.data.num_workers, device=device,
-              channels_last=cfg.train.channels_last, progress=progress)
+              channels_last=cfg.train.channels_last, progress=progress, compile=cfg.test.compile)
     qf = extract_features(model, split.root, split.query, sampler, tf, **kw)
     gf = extract_features(model, split.root, split.gallery, sampler, tf, **kw)
     metric = cfg.test.distance
     if metric not in ("euclidean", "cosine"):
         from ..errors import ConfigError
         raise ConfigError(f"test.distance must be euclidean or cosine, got {metric!r}")
-    dist = pairwise_distance(qf.double(), gf.double(), metric=metric).numpy()
+    dist = FeatureDistance(qf, gf, metric)  # rows computed per chunk, never the dense matrix
     res = evaluate_rank(dist, [t.pid for t in split.query], [t.pid for t in split.gallery],
                         [t.camid for t in split.query], [t.camid for t in split.gallery], max_rank=cfg.test.max_rank)
     out = res.to_dict(REPORT_RANKS)

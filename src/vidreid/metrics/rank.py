@@ -153,3 +153,33 @@ def evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 5
     cmc = np.cumsum(cmc_hits) / valid_n
     return RankResult(cmc=cmc, mAP=ap_sum / valid_n, mINP=inp_sum / valid_n,
                       num_valid_queries=valid_n, num_skipped_queries=Q - valid_n)
+
+
+class FeatureDistance:
+    """A lazily computed (Q, G) distance matrix: ``[i:j]`` returns rows i..j-1 as float64,
+    computed from the features on demand, so :func:`evaluate_rank` never needs the dense matrix
+    (50,000 x 50,000 float64 would be 20 GB).
+
+    Args:
+        qf: (Q, D) query features; gf: (G, D) gallery features (torch tensors or arrays).
+        metric: ``euclidean`` or ``cosine`` (as :func:`vidreid.losses.pairwise_distance`).
+    """
+
+    def __init__(self, qf, gf, metric: str = "euclidean"):
+        self.qf = torch.as_tensor(qf).double()
+        self.gf = torch.as_tensor(gf).double()
+        self.metric = metric
+        self.shape = (len(self.qf), len(self.gf))
+        self.max_rows_requested = 0  # for tests: the largest slice ever materialised
+
+    def __getitem__(self, sl: slice) -> np.ndarray:
+        from ..losses.metric import pairwise_distance
+
+        if not isinstance(sl, slice):
+            raise TypeError("FeatureDistance supports row slices [i:j] only")
+        q = self.qf[sl]
+        self.max_rows_requested = max(self.max_rows_requested, len(q))
+        return pairwise_distance(q, self.gf, self.metric).numpy()
+
+    def dense(self) -> np.ndarray:
+        return self[0:self.shape[0]]
