@@ -70,3 +70,21 @@ def test_pets2009_real_footage(tmp_path):
     sp = build_dataset("folder", tmp_path / "pets" / "split").split(0)
     r2 = evaluate_split(model, sp, cfg)
     assert r2["num_valid_queries"] == 19 and r2["rank1"] > 0.3
+
+
+def test_cli_test_reports_rerank_visrank(tiny_tree, tmp_path, capsys):
+    root = tiny_tree("mars")
+    ov = [f"data.root={root}", "data.dataset=mars", "data.height=64", "data.width=32", "data.num_workers=0",
+          "model.args={backbone: resnet18, pretrained: null}", "train.progress=false", "test.rerank_k1=3", "test.rerank_k2=2"]
+    assert main(["test", "--config", "reference/imagenet_lite0", "--out", str(tmp_path / "t"), "--rerank",
+                 "--visrank", "3", *ov]) == 0
+    out = capsys.readouterr().out
+    assert "imagenet_reference + re-ranking" in out and "mINP" in out
+    assert (tmp_path / "t" / "cmc.png").stat().st_size > 1000
+    vis = sorted((tmp_path / "t" / "visrank" / "split_0").glob("q*.jpg"))
+    res = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    assert len(vis) == res["per_split"][0]["num_query"]
+    import cv2
+
+    img = cv2.imread(str(vis[0]))
+    assert img.shape[0] == 64 + 8 and img.shape[1] > 3 * (32 + 8)

@@ -3,7 +3,7 @@
     vidreid synth   --layout {prid2011,ilidsvid,mars,dukev,folder} --preset NAME --out DIR [--seed N]
     vidreid stats   --dataset NAME --root DIR [--no-verify-files] [--split-id N]
     vidreid train   --config FILE [--resume CKPT] [key=value ...]
-    vidreid test    --config FILE [--checkpoint CKPT] [--out DIR] [key=value ...]
+    vidreid test    --config FILE [--checkpoint CKPT] [--out DIR] [--rerank] [--visrank K] [key=value ...]
     vidreid prepare pets2009 --src DIR --out DIR
     vidreid demo    [--out DIR]
 """
@@ -57,10 +57,12 @@ def _cmd_test(a) -> int:
     from .config import load_config
     from .data.datasets import build_dataset
     from .engine.evaluator import evaluate_split, format_table, pick_device, summarize, write_json
+    from .engine.reports import plot_cmc, write_visrank
     from .engine.trainer import load_model_from_checkpoint
     from .models import create_model
 
-    cfg = load_config(a.config, a.overrides)
+    overrides = list(a.overrides) + (["test.rerank=true"] if a.rerank else [])
+    cfg = load_config(a.config, overrides)
     if a.checkpoint:
         model, _, st = load_model_from_checkpoint(a.checkpoint)
         trained_split = st.get("split_id", 0)
@@ -77,15 +79,29 @@ def _cmd_test(a) -> int:
     else:
         splits = [int(cfg.data.split_id)]
     dev = pick_device(cfg.train.device)
-    per = [evaluate_split(model, ds.split(s), cfg, dev, progress=cfg.train.progress) for s in splits]
     out_dir = Path(a.out or Path(cfg.train.output_dir) / "test")
-    res = {"per_split": per, "summary": summarize(per), "dataset": cfg.data.dataset, "model": cfg.model.name,
+    per = []
+    for s in splits:
+        split = ds.split(s)
+        r = evaluate_split(model, split, cfg, dev, progress=cfg.train.progress, keep=a.visrank > 0)
+        if a.visrank > 0:
+            vis = write_visrank(split, r.pop("_distmat"), out_dir / "visrank" / f"split_{s}", topk=a.visrank,
+                                height=cfg.data.height, width=cfg.data.width, max_queries=a.visrank_queries)
+            print(f"visrank: {len(vis)} images in {vis[0].parent}")
+        per.append(r)
+    name = cfg.model.name + (" + re-ranking" if cfg.test.rerank else "") + (" (pairwise)" if cfg.test.mode == "pairwise" else "")
+    res = {"per_split": per, "summary": summarize(per), "dataset": cfg.data.dataset, "model": name,
            "checkpoint": a.checkpoint}
     write_json(res, out_dir / "metrics.json")
-    row = dict(res["summary"], dataset=cfg.data.dataset, model=cfg.model.name,
-               protocol=f"{len(splits)} splits" if len(splits) > 1 else f"split {splits[0]}")
+    png = plot_cmc(per, out_dir / "cmc.png", title=f"{cfg.data.dataset}: {name}")
+    if len(per) > 1:
+        print(format_table([dict(r, dataset=cfg.data.dataset, model=name, protocol=f"split {r['split_id']}") for r in per],
+                           title="per split"))
+        print()
+    row = dict(res["summary"], dataset=cfg.data.dataset, model=name,
+               protocol=f"mean ± std of {len(splits)} splits" if len(splits) > 1 else f"split {splits[0]}")
     print(format_table([row]))
-    print(f"metrics: {out_dir / 'metrics.json'}")
+    print(f"metrics: {out_dir / 'metrics.json'}; CMC curve: {png}")
     return 0
 
 
@@ -137,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", required=True)
     s.add_argument("--checkpoint", default=None)
     s.add_argument("--out", default=None)
+    s.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (test.rerank=true)")
+    s.add_argument("--visrank", type=int, default=0, metavar="K", help="write each query's top-K ranking as an image")
+    s.add_argument("--visrank-queries", type=int, default=None, help="only the first N queries")
     s.add_argument("overrides", nargs="*", help="key=value")
     s.set_defaults(fn=_cmd_test)
 

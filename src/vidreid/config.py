@@ -92,6 +92,11 @@ class TestConfig:
     eval_every: int = 0  # epochs between evaluations during training (0: only at the end)
     max_rank: int = 50
     compile: bool = False  # torch.compile (Inductor, weight freezing) for all-frame extraction
+    mode: str = "embedding"  # embedding | pairwise (models whose representation depends on the pair)
+    rerank: bool = False  # k-reciprocal re-ranking (Zhong et al., CVPR 2017)
+    rerank_k1: int = 20
+    rerank_k2: int = 6
+    rerank_lambda: float = 0.3
 
 
 @dataclass

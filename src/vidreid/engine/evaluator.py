@@ -13,39 +13,74 @@ from ..data.sampling import TemporalSampler
 from ..data.tracklet import ReIDSplit
 from ..data.transforms import ClipTransform
 from ..inference.features import extract_features
+from ..errors import ConfigError
+from ..inference.pairwise import extract_states, pairwise_distances
 from ..metrics.rank import FeatureDistance, evaluate_rank
+from ..metrics.rerank import k_reciprocal_rerank
 
 REPORT_RANKS = (1, 5, 10, 20)
 
 
-def test_transform(cfg, model) -> ClipTransform:
+def make_test_transform(cfg, model) -> ClipTransform:
     mean, std = getattr(model, "input_norm", ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)))
     return ClipTransform(cfg.data.height, cfg.data.width, train=False, mean=tuple(mean), std=tuple(std))
 
 
-def evaluate_split(model, split: ReIDSplit, cfg, device="cpu", progress: bool = False) -> dict:
-    """Evaluate ``model`` on one split's query and gallery.
+def query_gallery_distances(model, split: ReIDSplit, cfg, device="cpu", progress: bool = False):
+    """The (Q, G) distances of a split under ``cfg.test``: embeddings with Euclidean or cosine
+    distance (lazily computed rows), k-reciprocal re-ranking (``test.rerank``), or the model's
+    pairwise scores (``test.mode=pairwise``).
 
-    Returns a dict: rank1/5/10/20, mAP, mINP (fractions), num_valid_queries,
-    num_skipped_queries, num_query, num_gallery, split_id.
+    Returns:
+        (distmat, query features or states, gallery features or states).
+
+    Raises:
+        ConfigError: unknown distance or mode, pairwise mode for a model without it, or
+            re-ranking combined with pairwise mode.
     """
     ts = cfg.data.test_sampling
     sampler = TemporalSampler(ts.strategy, ts.seq_len, train=False, stride=ts.stride)
-    tf = test_transform(cfg, model)
-    kw = dict(batch_size=cfg.test.batch_size, num_workers=cfg.data.num_workers, device=device,
-              channels_last=cfg.train.channels_last, progress=progress, compile=cfg.test.compile)
+    tf = make_test_transform(cfg, model)
+    t = cfg.test
+    if t.distance not in ("euclidean", "cosine"):
+        raise ConfigError(f"test.distance must be euclidean or cosine, got {t.distance!r}")
+    if t.mode not in ("embedding", "pairwise"):
+        raise ConfigError(f"test.mode must be embedding or pairwise, got {t.mode!r}")
+    if t.mode == "pairwise":
+        if not getattr(model, "pairwise", False):
+            raise ConfigError(f"test.mode=pairwise: model {type(model).__name__} has no pair_distance")
+        if t.rerank:
+            raise ConfigError("test.rerank needs embeddings; it does not apply to test.mode=pairwise")
+        kw = dict(batch_size=t.batch_size, num_workers=cfg.data.num_workers, device=device)
+        qs = extract_states(model, split.root, split.query, sampler, tf, **kw)
+        gs = extract_states(model, split.root, split.gallery, sampler, tf, **kw)
+        return pairwise_distances(model, qs, gs, device=device), qs, gs
+    kw = dict(batch_size=t.batch_size, num_workers=cfg.data.num_workers, device=device,
+              channels_last=cfg.train.channels_last, progress=progress, compile=t.compile)
     qf = extract_features(model, split.root, split.query, sampler, tf, **kw)
     gf = extract_features(model, split.root, split.gallery, sampler, tf, **kw)
-    metric = cfg.test.distance
-    if metric not in ("euclidean", "cosine"):
-        from ..errors import ConfigError
-        raise ConfigError(f"test.distance must be euclidean or cosine, got {metric!r}")
-    dist = FeatureDistance(qf, gf, metric)  # rows computed per chunk, never the dense matrix
+    if t.rerank:
+        if t.distance == "cosine":  # re-ranking works on squared Euclidean distances of unit vectors
+            qf, gf = torch.nn.functional.normalize(qf, dim=1), torch.nn.functional.normalize(gf, dim=1)
+        return k_reciprocal_rerank(qf, gf, t.rerank_k1, t.rerank_k2, t.rerank_lambda), qf, gf
+    return FeatureDistance(qf, gf, t.distance), qf, gf  # rows computed per chunk, never the dense matrix
+
+
+def evaluate_split(model, split: ReIDSplit, cfg, device="cpu", progress: bool = False, keep: bool = False) -> dict:
+    """Evaluate ``model`` on one split's query and gallery.
+
+    Returns a dict: rank1/5/10/20, mAP, mINP (fractions), the CMC curve, num_valid_queries,
+    num_skipped_queries, num_query, num_gallery, split_id; with ``keep`` also ``_distmat`` (the
+    distances, for reports).
+    """
+    dist, _, _ = query_gallery_distances(model, split, cfg, device, progress)
     res = evaluate_rank(dist, [t.pid for t in split.query], [t.pid for t in split.gallery],
                         [t.camid for t in split.query], [t.camid for t in split.gallery], max_rank=cfg.test.max_rank)
     out = res.to_dict(REPORT_RANKS)
     out.update(split_id=split.split_id, num_query=len(split.query), num_gallery=len(split.gallery),
                cmc=[float(v) for v in res.cmc])
+    if keep:
+        out["_distmat"] = dist
     return out
 
 
@@ -63,8 +98,8 @@ def summarize(per_split: list[dict]) -> dict:
 
 def format_table(rows: list[dict], title: str = "") -> str:
     """A Markdown table of result rows (each with 'dataset', 'protocol', 'model' and metrics)."""
-    head = "| dataset | protocol | model | rank-1 | rank-5 | rank-10 | rank-20 | mAP | queries |"
-    lines = ([f"### {title}", ""] if title else []) + [head, "|---|---|---|---|---|---|---|---|---|"]
+    head = "| dataset | protocol | model | rank-1 | rank-5 | rank-10 | rank-20 | mAP | mINP | queries |"
+    lines = ([f"### {title}", ""] if title else []) + [head, "|---|---|---|---|---|---|---|---|---|---|"]
 
     def f(r, k):
         s = f"{100 * r[k]:.1f}"
@@ -74,7 +109,7 @@ def format_table(rows: list[dict], title: str = "") -> str:
 
     for r in rows:
         lines.append(f"| {r['dataset']} | {r['protocol']} | {r['model']} | {f(r, 'rank1')} | {f(r, 'rank5')} | "
-                     f"{f(r, 'rank10')} | {f(r, 'rank20')} | {f(r, 'mAP')} | {r['num_valid_queries']} |")
+                     f"{f(r, 'rank10')} | {f(r, 'rank20')} | {f(r, 'mAP')} | {f(r, 'mINP')} | {r['num_valid_queries']} |")
     return "\n".join(lines)
 
 
