@@ -4,6 +4,7 @@
     vidreid stats   --dataset NAME --root DIR [--no-verify-files] [--split-id N]
     vidreid train   --config FILE [--resume CKPT] [key=value ...]
     vidreid test    --config FILE [--checkpoint CKPT] [--out DIR] [--rerank] [--visrank K] [key=value ...]
+    vidreid flow    --dataset NAME --root DIR --method {tvl1,farneback,lk} [--workers N]
     vidreid prepare pets2009 --src DIR --out DIR
     vidreid demo    [--out DIR]
 """
@@ -105,6 +106,15 @@ def _cmd_test(a) -> int:
     return 0
 
 
+def _cmd_flow(a) -> int:
+    from .data.datasets import build_dataset
+    from .data.flow import compute_flow_cache
+
+    ds = build_dataset(a.dataset, a.root, verify_files=False)
+    print(json.dumps(compute_flow_cache(ds, a.method, workers=a.workers, bound=a.bound, progress=not a.quiet), indent=1))
+    return 0
+
+
 def _cmd_prepare(a) -> int:
     from .data.datasets.pets2009 import prepare_pets2009
 
@@ -158,6 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--visrank-queries", type=int, default=None, help="only the first N queries")
     s.add_argument("overrides", nargs="*", help="key=value")
     s.set_defaults(fn=_cmd_test)
+
+    s = sub.add_parser("flow", help="compute and cache optical flow of every tracklet beside the dataset")
+    s.add_argument("--dataset", required=True, choices=sorted(DATASETS))
+    s.add_argument("--root", required=True)
+    s.add_argument("--method", default="tvl1", choices=("tvl1", "farneback", "lk"))
+    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--bound", type=float, default=20.0, help="flow magnitude (pixels) mapped to 1 in the cache")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(fn=_cmd_flow)
 
     s = sub.add_parser("prepare", help="turn raw real data into tracklets")
     ps = s.add_subparsers(dest="what", required=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
@@ -53,6 +53,7 @@ class DataConfig:
     train_sampling: SamplingConfig = field(default_factory=SamplingConfig)
     test_sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(strategy="all", seq_len=8))
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    flow: Optional[str] = None  # optical-flow input: null | tvl1 | farneback | lk (cache from `vidreid flow`)
 
 
 @dataclass

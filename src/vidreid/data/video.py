@@ -44,14 +44,16 @@ class ClipDataset(Dataset):
         sampler: temporal sampler (training or test variant).
         transform: clip transform.
         labels: pid -> training label (0..C-1); items get label -1 when None.
+        flow: an optical-flow cache (:class:`vidreid.data.flow.FlowCache`): items then also
+            hold ``flow`` float (T, 2, H, W), aligned with the frames and transformed with them.
 
     Item: dict with ``clip`` float (T, 3, H, W), ``label`` int64, ``pid``, ``camid``, ``index``.
     """
 
     def __init__(self, root, tracklets: list[Tracklet], sampler: TemporalSampler, transform: ClipTransform,
-                 labels: dict[int, int] | None = None):
+                 labels: dict[int, int] | None = None, flow=None):
         self.root, self.tracklets = Path(root), tracklets
-        self.sampler, self.transform, self.labels = sampler, transform, labels
+        self.sampler, self.transform, self.labels, self.flow = sampler, transform, labels, flow
 
     def __len__(self) -> int:
         return len(self.tracklets)
@@ -63,10 +65,16 @@ class ClipDataset(Dataset):
         idx = self.sampler(len(t), rng)
         tf = self.transform
         frames = np.stack([read_frame(self.root / t.frames[i], tf.height, tf.width) for i in idx])
-        clip, _ = tf(frames, tf.draw(rng))
+        flows = None
+        if self.flow is not None:
+            flows = np.stack([self.flow.read(t.frames[i], tf.height, tf.width) for i in idx])
+        clip, fl = tf(frames, tf.draw(rng), flow=flows)
         label = self.labels[t.pid] if self.labels is not None else -1
-        return {"clip": clip, "label": torch.tensor(label, dtype=torch.int64), "pid": t.pid, "camid": t.camid,
+        item = {"clip": clip, "label": torch.tensor(label, dtype=torch.int64), "pid": t.pid, "camid": t.camid,
                 "index": index}
+        if fl is not None:
+            item["flow"] = fl
+        return item
 
 
 class FrameDataset(Dataset):

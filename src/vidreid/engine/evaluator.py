@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.flow import FlowCache
 from ..data.sampling import TemporalSampler
 from ..data.tracklet import ReIDSplit
 from ..data.transforms import ClipTransform
@@ -55,8 +56,9 @@ def query_gallery_distances(model, split: ReIDSplit, cfg, device="cpu", progress
         qs = extract_states(model, split.root, split.query, sampler, tf, **kw)
         gs = extract_states(model, split.root, split.gallery, sampler, tf, **kw)
         return pairwise_distances(model, qs, gs, device=device), qs, gs
+    flow = FlowCache(split.root, cfg.data.dataset, cfg.data.flow) if cfg.data.flow else None
     kw = dict(batch_size=t.batch_size, num_workers=cfg.data.num_workers, device=device,
-              channels_last=cfg.train.channels_last, progress=progress, compile=t.compile)
+              channels_last=cfg.train.channels_last, progress=progress, compile=t.compile, flow=flow)
     qf = extract_features(model, split.root, split.query, sampler, tf, **kw)
     gf = extract_features(model, split.root, split.gallery, sampler, tf, **kw)
     if t.rerank:

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 
 from ..config import from_container, to_container
 from ..data.datasets import build_dataset
+from ..data.flow import FlowCache
 from ..data.samplers import PKBatchSampler
 from ..data.sampling import TemporalSampler
 from ..data.transforms import ClipTransform
@@ -106,8 +107,9 @@ class Trainer:
         tf = ClipTransform(d.height, d.width, train=True, flip_p=d.augment.flip_p, pad=d.augment.pad,
                            erase_p=d.augment.erase_p, mean=tuple(mean), std=tuple(std))
         ts = d.train_sampling
+        flow = FlowCache(self.split.root, d.dataset, d.flow, all_tracklets_of=self.dataset) if d.flow else None
         self.train_set = ClipDataset(self.split.root, self.split.train,
-                                     TemporalSampler(ts.strategy, ts.seq_len, True, ts.stride), tf, self.labels)
+                                     TemporalSampler(ts.strategy, ts.seq_len, True, ts.stride), tf, self.labels, flow=flow)
         self.sampler = PKBatchSampler([t.pid for t in self.split.train], d.p, d.k, seed=cfg.train.seed,
                                       rank=self.rank, world_size=self.world)
         self.iters_per_epoch = len(self.sampler)
@@ -205,7 +207,8 @@ class Trainer:
                 for i, batch in enumerate(it, start=start_batch):
                     clip = batch["clip"].to(self.device)
                     labels = batch["label"].to(self.device)
-                    out = self.model(clip)
+                    extra = {"flow": batch["flow"].to(self.device)} if "flow" in batch else {}
+                    out = self.model(clip, **extra)
                     loss, parts = self.loss(out, labels)
                     if not torch.isfinite(loss):
                         raise NonFiniteLossError(

@@ -30,8 +30,8 @@ from ..data.video import ClipDataset, FrameDataset, read_frame
 class _ChunkDataset(Dataset):
     """Consecutive ``seq_len``-frame chunks of every tracklet. Item: (clip (L,3,H,W), tracklet index)."""
 
-    def __init__(self, root, tracklets: list[Tracklet], seq_len: int, transform: ClipTransform):
-        self.root, self.tracklets, self.L, self.tf = Path(root), tracklets, seq_len, transform
+    def __init__(self, root, tracklets: list[Tracklet], seq_len: int, transform: ClipTransform, flow=None):
+        self.root, self.tracklets, self.L, self.tf, self.flow = Path(root), tracklets, seq_len, transform, flow
         self.items = [(k, s) for k, t in enumerate(tracklets) for s in range(0, len(t), seq_len)]
 
     def __len__(self):
@@ -43,8 +43,9 @@ class _ChunkDataset(Dataset):
         n = min(self.L, len(t) - s)
         idx = s + (np.arange(self.L) * n) // self.L
         frames = np.stack([read_frame(self.root / t.frames[j], self.tf.height, self.tf.width) for j in idx])
-        clip, _ = self.tf(frames, self.tf.draw(None))
-        return clip, k
+        flows = None if self.flow is None else np.stack([self.flow.read(t.frames[j], self.tf.height, self.tf.width) for j in idx])
+        clip, fl = self.tf(frames, self.tf.draw(None), flow=flows)
+        return (clip, k) if fl is None else (clip, k, fl)
 
 
 class _RawFrames(FrameDataset):
@@ -76,7 +77,7 @@ def _loader(ds, batch_size, num_workers):
 def extract_features(model: torch.nn.Module, root, tracklets: list[Tracklet], sampler: TemporalSampler,
                      transform: ClipTransform, batch_size: int = 64, num_workers: int = 2,
                      device: str | torch.device = "cpu", channels_last: bool = True, progress: bool = False,
-                     compile: bool = False) -> torch.Tensor:
+                     compile: bool = False, flow=None) -> torch.Tensor:
     """Embeddings of ``tracklets``.
 
     Args:
@@ -92,6 +93,8 @@ def extract_features(model: torch.nn.Module, root, tracklets: list[Tracklet], sa
         compile: all-frame path of frame-decomposable models only: run full batches through
             ``torch.compile`` with Inductor weight freezing (needs a C++ compiler; about 1.3x
             for ResNet-50 on the CPU, see benchmarks/bench_extract.py). Off by default.
+        flow: a :class:`vidreid.data.flow.FlowCache` for models that take optical flow
+            (passed to the model as ``flow=`` (B, T, 2, H, W)).
 
     Returns:
         float32 tensor (N, D) on the CPU, in the order of ``tracklets``.
@@ -101,7 +104,7 @@ def extract_features(model: torch.nn.Module, root, tracklets: list[Tracklet], sa
         model.to(memory_format=torch.channels_last)
     N = len(tracklets)
     wrap = (lambda it, n: __import__("tqdm").tqdm(it, total=n, leave=False, desc="extract")) if progress else (lambda it, n: it)
-    if sampler.strategy == "all" and getattr(model, "frame_decomposable", False):
+    if sampler.strategy == "all" and getattr(model, "frame_decomposable", False) and flow is None:
         import torch._inductor.config as inductor_config
 
         ds = _RawFrames(root, tracklets, transform)
@@ -126,17 +129,20 @@ def extract_features(model: torch.nn.Module, root, tracklets: list[Tracklet], sa
             out.append(model.head(pooled[s:s + 1024].to(device)).embedding.float().cpu())
         return torch.cat(out)
     if sampler.strategy == "all":
-        ds = _ChunkDataset(root, tracklets, sampler.seq_len, transform)
+        ds = _ChunkDataset(root, tracklets, sampler.seq_len, transform, flow)
         sums = counts = None
-        for clip, owner in wrap(_loader(ds, max(1, batch_size // sampler.seq_len), num_workers), None):
-            e = model(clip.to(device)).embedding.float().cpu()
+        for b in wrap(_loader(ds, max(1, batch_size // sampler.seq_len), num_workers), None):
+            clip, owner = b[0], b[1]
+            kw = {"flow": b[2].to(device)} if len(b) > 2 else {}
+            e = model(clip.to(device), **kw).embedding.float().cpu()
             if sums is None:
                 sums, counts = torch.zeros(N, e.shape[1]), torch.zeros(N)
             sums.index_add_(0, owner, e)
             counts.index_add_(0, owner, torch.ones(len(owner)))
         return sums / counts[:, None]
-    ds = ClipDataset(root, tracklets, sampler, transform)
+    ds = ClipDataset(root, tracklets, sampler, transform, flow=flow)
     out = []
     for b in wrap(_loader(ds, max(1, batch_size // sampler.seq_len), num_workers), None):
-        out.append(model(b["clip"].to(device)).embedding.float().cpu())
+        kw = {"flow": b["flow"].to(device)} if "flow" in b else {}
+        out.append(model(b["clip"].to(device), **kw).embedding.float().cpu())
     return torch.cat(out)

@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from ..errors import ConfigError
 from ..models.output import ModelOutput
-from .metric import BatchHardTripletLoss, CrossEntropyLoss, pairwise_distance
+from .metric import BatchHardTripletLoss, CrossEntropyLoss, PyramidRankingLoss, pairwise_distance
 
 
 class ScalarTerm(nn.Module):
@@ -33,8 +33,9 @@ LOSSES: dict[str, type[nn.Module]] = {
     "cross_entropy": CrossEntropyLoss,
     "triplet": BatchHardTripletLoss,
     "value": ScalarTerm,
+    "pyramid_ranking": PyramidRankingLoss,
 }
-DEFAULT_INPUT = {"cross_entropy": "logits", "triplet": "features"}
+DEFAULT_INPUT = {"cross_entropy": "logits", "triplet": "features", "pyramid_ranking": "frame_maps"}
 
 
 class CompositeLoss(nn.Module):
@@ -81,4 +82,4 @@ class CompositeLoss(nn.Module):
         return total, parts
 
 
-__all__ = ["CompositeLoss", "CrossEntropyLoss", "BatchHardTripletLoss", "pairwise_distance", "LOSSES"]
+__all__ = ["CompositeLoss", "CrossEntropyLoss", "BatchHardTripletLoss", "PyramidRankingLoss", "pairwise_distance", "LOSSES"]

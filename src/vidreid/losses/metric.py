@@ -74,3 +74,38 @@ class BatchHardTripletLoss(nn.Module):
         if self.margin is None:
             return F.softplus(gap).mean()
         return F.relu(gap + self.margin).mean()
+
+
+class PyramidRankingLoss(nn.Module):
+    """STAR's pyramid ranking regulariser R_pr (Wu et al., BMVC 2019, Eqs. 9-10).
+
+    The frame feature maps f (B, T, C, H, W) are cut into ``levels`` = (1, 2, 4) horizontal
+    stripes (a Z = 3 level spatial pyramid); each stripe is average-pooled over its area, then
+    reduced over time by temporal average plus temporal max pooling (F_Ta + F_Tm); a batch-hard
+    triplet term with margin alpha_1 (Euclidean distance) is taken per stripe, averaged over the
+    stripes of a level, over the levels and over the batch. No parameters.
+
+    Reading of Eq. 10: its sum over frames of F_Ta + F_Tm is taken as the temporally pooled
+    stripe vector (F_Ta and F_Tm already pool over time), and the 1/L factor is dropped so
+    that the margin is on the scale of the distances (with it, the margin 0.4 would be
+    compared with distances shrunk L = 10 times). When H is not divisible by a level, stripes
+    come from adaptive average pooling (rows shared at the borders).
+    """
+
+    def __init__(self, levels: tuple[int, ...] | list[int] = (1, 2, 4), margin: float = 0.4):
+        super().__init__()
+        self.levels = tuple(int(g) for g in levels)
+        self.triplet = BatchHardTripletLoss(margin, "euclidean")
+
+    def stripe_vectors(self, f: torch.Tensor, g: int) -> torch.Tensor:
+        """(B, T, C, H, W) -> (B, C, g) stripe vectors (temporal average + max)."""
+        B, T, C = f.shape[:3]
+        s = F.adaptive_avg_pool2d(f.flatten(0, 1), (g, 1)).view(B, T, C, g)
+        return s.mean(1) + s.amax(1)
+
+    def forward(self, frame_maps: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        total = frame_maps.new_zeros(())
+        for g in self.levels:
+            v = self.stripe_vectors(frame_maps, g)
+            total = total + sum(self.triplet(v[:, :, z], labels) for z in range(g)) / g
+        return total / len(self.levels)

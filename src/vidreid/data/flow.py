@@ -1,0 +1,191 @@
+"""Optical flow as a dataset asset: computed once per dataset, cached beside it, read by the data
+layer aligned with the sampled RGB frames.
+
+Methods (OpenCV, ``opencv-contrib-python-headless``):
+
+* ``tvl1``: Dual TV-L1 (Zach, Pock, Bischof 2007), ``cv2.optflow.DualTVL1OpticalFlow_create``;
+  the flow STAR uses (Wu et al., BMVC 2019, Sec. 4.2). Slow on a CPU at OpenCV's defaults
+  (see benchmarks/bench_flow.py).
+* ``farneback``: Farneback (2003), ``cv2.calcOpticalFlowFarneback``; fast, for CPU runs.
+* ``lk``: dense Lucas-Kanade, ``cv2.optflow.calcOpticalFlowSparseToDense`` (sparse LK
+  tracks interpolated to a dense field); the closest dense form of the Lucas-Kanade flow ASTPN
+  uses (Xu et al., ICCV 2017, Sec. 4.1.1).
+
+Cache format (``<root>/flow_<method>/``): for every frame ``<rel>.<ext>`` of every tracklet, a
+PNG ``<rel>.png`` with the flow from that frame to the next (the last frame of a tracklet reuses
+the previous flow; a one-frame tracklet gets zero flow), quantised to 8 bits per component:
+``q = round(127.5 + 127.5 * clip(flow / bound, -1, 1))`` with x in the red and y in the green
+channel (blue is 0), flow in pixels at the frame's stored resolution. ``manifest.json`` holds
+the method, ``bound`` (pixels), the format version and a fingerprint of the tracklets (paths and
+lengths); a cache whose fingerprint differs from the dataset is stale.
+
+The data layer yields flow in units of ``bound`` (so in [-1, 1]), resized to the clip size with
+the vectors scaled accordingly, and transformed with the clip's augmentation (a horizontal flip
+negates x).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import ConfigError, DatasetError
+from .tracklet import Tracklet
+
+METHODS = ("tvl1", "farneback", "lk")
+FORMAT_VERSION = 1
+DEFAULT_BOUND = 20.0
+
+
+def flow_between(prev_gray: np.ndarray, next_gray: np.ndarray, method: str) -> np.ndarray:
+    """Dense flow (H, W, 2) float32 in pixels from ``prev_gray`` to ``next_gray`` (uint8 (H, W))."""
+    if method == "farneback":
+        return cv2.calcOpticalFlowFarneback(prev_gray, next_gray, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+    if method == "tvl1":
+        return cv2.optflow.DualTVL1OpticalFlow_create().calc(prev_gray, next_gray, None)
+    if method == "lk":
+        return cv2.optflow.calcOpticalFlowSparseToDense(prev_gray, next_gray)
+    raise ConfigError(f"flow method: unknown {method!r}; valid: {list(METHODS)}")
+
+
+def encode(flow: np.ndarray, bound: float) -> np.ndarray:
+    """(H, W, 2) float pixels -> (H, W, 3) uint8 BGR image (x in red, y in green)."""
+    q = np.round(127.5 + 127.5 * np.clip(flow / bound, -1.0, 1.0)).astype(np.uint8)
+    out = np.zeros(flow.shape[:2] + (3,), np.uint8)
+    out[..., 2], out[..., 1] = q[..., 0], q[..., 1]
+    return out
+
+
+def decode(img: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 BGR -> (H, W, 2) float32 in units of ``bound`` ([-1, 1])."""
+    return (np.stack([img[..., 2], img[..., 1]], -1).astype(np.float32) - 127.5) / 127.5
+
+
+def fingerprint(tracklets: list[Tracklet]) -> str:
+    h = hashlib.sha256()
+    for t in sorted(tracklets, key=lambda t: t.frames[0]):
+        h.update(f"{t.frames[0]}|{len(t)}\n".encode())
+    return h.hexdigest()
+
+
+def cache_dir(root: Path, method: str) -> Path:
+    return Path(root) / f"flow_{method}"
+
+
+def flow_path(root: Path, method: str, frame: str) -> Path:
+    return cache_dir(root, method) / (str(Path(frame).with_suffix("")) + ".png")
+
+
+def _compute_one(args) -> int:
+    root, method, bound, frames = args
+    grays = []
+    for f in frames:
+        img = cv2.imread(str(Path(root) / f), cv2.IMREAD_GRAYSCALE)
+        if img is None:
+            raise DatasetError(f"cannot read image {Path(root) / f}")
+        grays.append(img)
+    flows = [flow_between(grays[i], grays[i + 1], method) for i in range(len(grays) - 1)]
+    if not flows:
+        flows = [np.zeros(grays[0].shape + (2,), np.float32)]
+    flows.append(flows[-1])  # the last frame reuses the previous flow
+    for f, fl in zip(frames, flows):
+        p = flow_path(Path(root), method, f)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(p), encode(fl, bound))
+    return len(frames)
+
+
+def all_tracklets(dataset) -> list[Tracklet]:
+    """Every tracklet of a loaded dataset (all splits, all subsets), each once."""
+    seen, out = set(), []
+    for s in range(dataset.num_splits):
+        sp = dataset.split(s)
+        for t in sp.train + sp.query + sp.gallery:
+            if t.frames[0] not in seen:
+                seen.add(t.frames[0])
+                out.append(t)
+    return out
+
+
+def compute_flow_cache(dataset, method: str = "farneback", workers: int = 1, bound: float = DEFAULT_BOUND,
+                       progress: bool = False) -> dict:
+    """Compute and cache the flow of every tracklet of ``dataset`` (a loaded
+    :class:`~vidreid.data.datasets.VideoReIDDataset`); returns the manifest written.
+
+    Raises:
+        ConfigError: unknown method or bound <= 0.
+        DatasetError: an unreadable frame.
+    """
+    if method not in METHODS:
+        raise ConfigError(f"flow method: unknown {method!r}; valid: {list(METHODS)}")
+    if bound <= 0:
+        raise ConfigError(f"flow bound must be > 0, got {bound}")
+    tracklets = all_tracklets(dataset)
+    root = Path(dataset.root)
+    jobs = [(str(root), method, bound, list(t.frames)) for t in tracklets]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=sum(len(t) for t in tracklets), unit="frame", desc=f"flow {method}")
+    if workers > 1:
+        with mp.get_context("fork").Pool(workers) as pool:
+            for n in pool.imap_unordered(_compute_one, jobs, chunksize=2):
+                bar and bar.update(n)
+    else:
+        for j in jobs:
+            n = _compute_one(j)
+            bar and bar.update(n)
+    if bar:
+        bar.close()
+    manifest = {"method": method, "bound": bound, "format_version": FORMAT_VERSION,
+                "tracklets": len(tracklets), "frames": sum(len(t) for t in tracklets),
+                "fingerprint": fingerprint(tracklets)}
+    (cache_dir(root, method) / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+class FlowCache:
+    """Reads cached flow for the data layer.
+
+    Args:
+        root: dataset root; dataset_name: for the error message; method: the flow method;
+        tracklets: the tracklets that will be read (checked against the cache fingerprint).
+
+    Raises:
+        DatasetError: no cache, or a stale one; the message gives the command that builds it.
+    """
+
+    def __init__(self, root, dataset_name: str, method: str, tracklets: list[Tracklet] | None = None,
+                 all_tracklets_of=None):
+        self.root, self.method = Path(root), method
+        d = cache_dir(self.root, method)
+        cmd = f"vidreid flow --dataset {dataset_name} --root {self.root} --method {method}"
+        man = d / "manifest.json"
+        if not man.is_file():
+            raise DatasetError(f"no {method} optical-flow cache at {d}; build it with: {cmd}")
+        m = json.loads(man.read_text())
+        if m.get("format_version") != FORMAT_VERSION or m.get("method") != method:
+            raise DatasetError(f"flow cache {d} has another format or method; rebuild it with: {cmd}")
+        if all_tracklets_of is not None and m.get("fingerprint") != fingerprint(all_tracklets(all_tracklets_of)):
+            raise DatasetError(f"flow cache {d} is stale (the dataset's tracklets changed); rebuild it with: {cmd}")
+        self.bound = float(m["bound"])
+
+    def read(self, frame: str, height: int, width: int) -> np.ndarray:
+        """Flow of one frame as float32 (height, width, 2) in units of ``bound``, vectors scaled
+        to the resized frame."""
+        p = flow_path(self.root, self.method, frame)
+        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        if img is None:
+            raise DatasetError(f"missing flow file {p}; rebuild the cache with vidreid flow")
+        f = decode(img)
+        h, w = f.shape[:2]
+        if (h, w) != (height, width):
+            f = cv2.resize(f, (width, height), interpolation=cv2.INTER_LINEAR)
+            f[..., 0] *= width / w
+            f[..., 1] *= height / h
+        return f

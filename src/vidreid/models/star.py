@@ -1,0 +1,237 @@
+"""STAR: Spatio-Temporal Associative Representation (Wu, Zhu, Gong, BMVC 2019).
+
+RGB frames and optical flow enter separate stems that are summed (Eq. 2); an LSTA block
+(channel then spatial attention, Eqs. 4-5) follows each residual stage ("block-wise", not
+after every layer as CBAM); the frame feature maps f_i of the last stage feed GSTA, a one-layer
+ConvLSTM whose spatially averaged hidden states are weighted by a softmax temporal attention
+(Eqs. 6-7) and projected back, plus the spatio-temporal mean of f (Eq. 8). The pyramid ranking
+regulariser (Eqs. 9-10) is :class:`PyramidRankingLoss`, reading ``aux["frame_maps"]``.
+
+Choices where the paper is silent (all configurable):
+
+* the stems include the backbone's BatchNorm after the 7x7 convolution (ResNet's conv1 has
+  one); with the light backbone (EfficientNet-Lite0) the two streams split at its 3x3 stem and
+  there is no max-pool (the network has none);
+* each dilated 3x3 branch of the spatial attention has ``spatial_channels`` (4) outputs;
+* GSTA reduces f to ``hidden`` channels (256) with a 1x1 convolution before the ConvLSTM (3x3
+  kernel): a 2048-channel ConvLSTM would need 300 M parameters; W7 maps ``hidden`` to
+  ``hidden // 4`` channels;
+* the identity loss acts on the BN-neck of V and the triplet loss on V (as in the house
+  baseline); retrieval uses the BN-neck output (``embed="neck"``) or V (``embed="pooled"``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+from .backbones import backbone_norm, build_backbone
+from .output import ModelOutput
+from .registry import register_model
+
+
+class LSTA(nn.Module):
+    """Local frame-level spatio-temporal association block (Eqs. 4-5).
+
+    Channel attention: average- and max-pooled descriptors through a shared bottleneck
+    (W3: C -> C/r, ReLU), summed, W4 (C/r -> C), sigmoid. Spatial attention: channel-wise
+    average and max maps, three parallel 3x3 convolutions with dilation 1, 2, 3 (ReLU),
+    concatenated, a 1x1 bottleneck (W6) and a sigmoid. Input/output (N, C, H, W); the last
+    attention maps are kept in ``last_channel`` (N, C, 1, 1) and ``last_spatial`` (N, 1, H, W).
+    """
+
+    def __init__(self, channels: int, reduction: int = 16, spatial_channels: int = 4):
+        super().__init__()
+        mid = max(1, channels // reduction)
+        self.w3 = nn.Conv2d(channels, mid, 1)
+        self.w4 = nn.Conv2d(mid, channels, 1)
+        self.w5 = nn.ModuleList(nn.Conv2d(2, spatial_channels, 3, padding=d, dilation=d) for d in (1, 2, 3))
+        self.w6 = nn.Conv2d(3 * spatial_channels, 1, 1)
+        self.last_channel = self.last_spatial = None
+
+    def forward(self, m: torch.Tensor) -> torch.Tensor:
+        a, mx = m.mean((2, 3), keepdim=True), m.amax((2, 3), keepdim=True)
+        wc = torch.sigmoid(self.w4(F.relu(self.w3(a)) + F.relu(self.w3(mx))))
+        mc = m * wc
+        ms = torch.cat([mc.mean(1, keepdim=True), mc.amax(1, keepdim=True)], 1)
+        ws = torch.sigmoid(self.w6(torch.cat([F.relu(c(ms)) for c in self.w5], 1)))
+        self.last_channel, self.last_spatial = wc, ws
+        return mc * ws
+
+
+class CBAM(nn.Module):
+    """CBAM (Woo et al., ECCV 2018): channel attention with a shared two-layer MLP on the
+    average- and max-pooled descriptors, then a 7x7 spatial attention; for the paper's
+    "CBAM multi-loss" baseline, applied layer-wise (after every residual block's output)."""
+
+    def __init__(self, channels: int, reduction: int = 16):
+        super().__init__()
+        mid = max(1, channels // reduction)
+        self.mlp = nn.Sequential(nn.Conv2d(channels, mid, 1), nn.ReLU(inplace=True), nn.Conv2d(mid, channels, 1))
+        self.spatial = nn.Conv2d(2, 1, 7, padding=3)
+
+    def forward(self, m):
+        m = m * torch.sigmoid(self.mlp(m.mean((2, 3), keepdim=True)) + self.mlp(m.amax((2, 3), keepdim=True)))
+        return m * torch.sigmoid(self.spatial(torch.cat([m.mean(1, keepdim=True), m.amax(1, keepdim=True)], 1)))
+
+
+class ConvLSTMCell(nn.Module):
+    """One ConvLSTM cell (Shi et al., NeurIPS 2015): gates from a convolution of [x, h]."""
+
+    def __init__(self, in_channels: int, hidden: int, kernel: int = 3):
+        super().__init__()
+        self.hidden = hidden
+        self.conv = nn.Conv2d(in_channels + hidden, 4 * hidden, kernel, padding=kernel // 2)
+
+    def forward(self, x, state):
+        h, c = state
+        i, f, o, g = self.conv(torch.cat([x, h], 1)).chunk(4, 1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, c
+
+
+class GSTA(nn.Module):
+    """Global video-level spatio-temporal association (Eqs. 6-8).
+
+    Input f (B, T, C, H, W), any T >= 1. Output V (B, C) and the temporal attention K (B, T)
+    (softmax over time, Eq. 7).
+    """
+
+    def __init__(self, channels: int, hidden: int = 256):
+        super().__init__()
+        self.reduce = nn.Conv2d(channels, hidden, 1)
+        self.cell = ConvLSTMCell(hidden, hidden)
+        self.w7 = nn.Conv1d(hidden, max(1, hidden // 4), 1)
+        self.w8 = nn.Conv1d(max(1, hidden // 4), 1, 1)
+        self.w9 = nn.Linear(hidden, channels)
+
+    def forward(self, f: torch.Tensor):
+        B, T, C, H, W = f.shape
+        x = self.reduce(f.flatten(0, 1)).view(B, T, -1, H, W)
+        h = x.new_zeros(B, self.cell.hidden, H, W)
+        c = torch.zeros_like(h)
+        hs = []
+        for t in range(T):
+            h, c = self.cell(x[:, t], (h, c))
+            hs.append(h.mean((2, 3)))  # Eq. 6: spatial average of the hidden state
+        hs = torch.stack(hs, 1)  # (B, T, hidden)
+        k = torch.softmax(self.w8(F.relu(self.w7(hs.transpose(1, 2)))).squeeze(1), dim=1)  # Eq. 7, (B, T)
+        v = self.w9((k.unsqueeze(-1) * hs).sum(1)) + f.mean((1, 3, 4))  # Eq. 8
+        return v, k
+
+
+def _staged_backbone(name: str, pretrained, last_stride: int):
+    """(rgb stem, flow stem factory, stages, stage channels) of a backbone."""
+    bb = build_backbone(name, pretrained, last_stride)
+    if name.startswith("resnet"):
+        body = bb.body
+        stem = nn.Sequential(*body[:4])  # conv1 7x7, bn, relu, max-pool
+        stages = nn.ModuleList(body[4:8])
+        chans = [blk[-1].conv3.out_channels if hasattr(blk[-1], "conv3") else blk[-1].conv2.out_channels for blk in stages]
+
+        def flow_stem():
+            return nn.Sequential(nn.Conv2d(2, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
+                                 nn.MaxPool2d(3, 2, 1))
+        return stem, flow_stem, stages, chans
+    if name == "efficientnet_lite0":
+        m = bb.body.m
+        stem = nn.Sequential(m.conv_stem, m.bn1)
+        b = m.blocks
+        stages = nn.ModuleList([nn.Sequential(b[0], b[1]), nn.Sequential(b[2]), nn.Sequential(b[3], b[4]),
+                                nn.Sequential(b[5], b[6], m.conv_head, m.bn2)])
+        chans = [24, 40, 112, m.num_features]
+
+        def flow_stem():
+            return nn.Sequential(nn.Conv2d(2, m.conv_stem.out_channels, 3, 2, 1, bias=False),
+                                 nn.BatchNorm2d(m.conv_stem.out_channels), nn.ReLU6(inplace=True))
+        return stem, flow_stem, stages, chans
+    raise ConfigError(f"STAR: backbone {name!r} not supported; use resnet18/34/50 or efficientnet_lite0")
+
+
+class STAR(nn.Module):
+    """Args:
+        backbone, pretrained, last_stride: as for the baseline.
+        num_classes: training identities.
+        use_flow: two-stream input (Eq. 2); False gives the RGB-only variant (Fig. 7).
+        attention: ``lsta`` (block-wise, Sec. 3.2), ``cbam`` (layer-wise CBAM, the Table 3
+            baseline) or ``none``.
+        gsta: GSTA temporal aggregation (Sec. 3.3); False: temporal average of the pooled f.
+        hidden: GSTA ConvLSTM channels; reduction: r of Eq. 4.
+        embed: ``neck`` or ``pooled`` (see module doc).
+
+    Input: clip (B, T, 3, H, W), flow (B, T, 2, H, W) when ``use_flow``. Output ModelOutput with
+    embedding (B, C), features V (B, C), logits in training, and aux ``frame_maps`` f
+    (B, T, C, h, w), ``temporal_attention`` K (B, T) with GSTA, ``spatial_attention``
+    (B, T, 1, h, w) of the last LSTA block.
+    """
+
+    frame_decomposable = False
+
+    def __init__(self, num_classes: int = 0, backbone: str = "resnet50", pretrained: str | None = None,
+                 last_stride: int = 1, use_flow: bool = True, attention: str = "lsta", gsta: bool = True,
+                 hidden: int = 256, reduction: int = 16, embed: str = "neck"):
+        super().__init__()
+        if attention not in ("lsta", "cbam", "none"):
+            raise ConfigError(f"STAR attention must be lsta, cbam or none, got {attention!r}")
+        self.rgb_stem, flow_stem, self.stages, chans = _staged_backbone(backbone, pretrained, last_stride)
+        self.flow_stem = flow_stem() if use_flow else None
+        self.use_flow = use_flow
+        if attention == "lsta":
+            self.attn = nn.ModuleList(LSTA(c, reduction) for c in chans)
+        else:
+            self.attn = nn.ModuleList(nn.Identity() for _ in chans)
+            if attention == "cbam":  # layer-wise: after every block of every stage
+                for stage, c in zip(self.stages, chans):
+                    for i, blk in enumerate(stage):
+                        if hasattr(blk, "conv1"):  # a residual block
+                            out_c = blk.conv3.out_channels if hasattr(blk, "conv3") else blk.conv2.out_channels
+                            stage[i] = nn.Sequential(blk, CBAM(out_c, reduction))
+        self.dim = chans[-1]
+        self.gsta = GSTA(self.dim, hidden) if gsta else None
+        self.neck = nn.BatchNorm1d(self.dim)
+        self.neck.bias.requires_grad_(False)
+        self.classifier = nn.Linear(self.dim, num_classes, bias=False) if num_classes > 0 else None
+        if self.classifier is not None:
+            nn.init.normal_(self.classifier.weight, std=0.001)
+        self.embed = embed
+        self.input_norm = backbone_norm(backbone)
+        self._pretrained = list(self.rgb_stem.parameters()) + list(self.stages.parameters())
+
+    def pretrained_parameters(self):
+        return iter(self._pretrained)
+
+    def forward(self, clip: torch.Tensor, flow: torch.Tensor | None = None, **batch) -> ModelOutput:
+        if clip.dim() != 5:
+            raise ValueError(f"expected a clip batch (B, T, C, H, W), got shape {tuple(clip.shape)}")
+        B, T = clip.shape[:2]
+        x = self.rgb_stem(clip.flatten(0, 1))
+        if self.flow_stem is not None:
+            if flow is None:
+                raise ValueError("STAR with use_flow=True needs optical flow: set data.flow (see `vidreid flow`)")
+            x = x + self.flow_stem(flow.flatten(0, 1))
+        for stage, att in zip(self.stages, self.attn):
+            x = att(stage(x))
+        f = x.view(B, T, *x.shape[1:])
+        aux = {"frame_maps": f}
+        if self.gsta is not None:
+            v, k = self.gsta(f)
+            aux["temporal_attention"] = k
+        else:
+            v = f.mean((1, 3, 4))
+        last = self.attn[-1]
+        if isinstance(last, LSTA) and last.last_spatial is not None:
+            aux["spatial_attention"] = last.last_spatial.view(B, T, 1, *last.last_spatial.shape[-2:])
+        normed = self.neck(v)
+        logits = self.classifier(normed) if (self.classifier is not None and self.training) else None
+        return ModelOutput(embedding=normed if self.embed == "neck" else v, features=v, logits=logits, aux=aux)
+
+
+@register_model("star")
+def star(num_classes: int = 0, backbone: str = "resnet50", pretrained: str | None = None, last_stride: int = 1,
+         use_flow: bool = True, attention: str = "lsta", gsta: bool = True, hidden: int = 256, reduction: int = 16,
+         embed: str = "neck") -> STAR:
+    """STAR (Wu et al., BMVC 2019); see :class:`STAR`."""
+    return STAR(num_classes, backbone, pretrained, last_stride, use_flow, attention, gsta, hidden, reduction, embed)
