@@ -26,7 +26,7 @@ class PlainPairModel(torch.nn.Module):
         torch.manual_seed(0)
         self.conv = torch.nn.Conv2d(3, 16, 5, stride=4)
 
-    def sequence_states(self, clip):
+    def sequence_states(self, clip, flow=None):
         B, T = clip.shape[:2]
         return self.conv(clip.flatten(0, 1)).mean((2, 3)).view(B, T, -1)
 

@@ -115,7 +115,8 @@ def test_flow_cache_roundtrip_and_errors(tiny_tree, tmp_path):
 
     fl = np.random.default_rng(0).uniform(-25, 25, (8, 4, 2)).astype(np.float32)
     back = decode(encode(fl, 20.0)) * 20.0
-    assert np.abs(back - np.clip(fl, -20, 20)).max() <= 20.0 / 127.5 / 2 + 1e-6
+    assert np.abs(back - np.clip(fl, -20, 20)).max() <= 20.0 / 127 / 2 + 1e-5
+    assert decode(encode(np.zeros((2, 2, 2), np.float32), 20.0)).max() == 0.0  # zero is exact
     root = tmp_path / "prid"
     shutil.copytree(tiny_tree("prid2011"), root)
     ds = build_dataset("prid2011", root)
@@ -166,3 +167,49 @@ def test_full_scale_config_one_training_step(tiny_tree, tmp_path):
     tr.optimizer.step()
     changed = sum(int(not torch.equal(a, b)) for a, b in zip(before, tr.model.parameters()))
     assert changed > 100
+
+
+def test_nonfinite_flow_is_zeroed_and_counted(tiny_tree, tmp_path, monkeypatch):
+    import shutil
+
+    import vidreid.data.flow as flowmod
+    from vidreid.data.datasets import build_dataset
+
+    root = tmp_path / "p"
+    shutil.copytree(tiny_tree("prid2011"), root)
+    real = flowmod.flow_between
+
+    def with_nan(a, b, method):
+        f = real(a, b, method)
+        f[0, 0] = np.nan
+        return f
+
+    monkeypatch.setattr(flowmod, "flow_between", with_nan)
+    man = flowmod.compute_flow_cache(build_dataset("prid2011", root), "farneback")
+    n_pairs = sum(len(t) - 1 for t in flowmod.all_tracklets(build_dataset("prid2011", root)))
+    assert man["nonfinite_vectors_zeroed"] == n_pairs
+    t = build_dataset("prid2011", root).split(0).train[0]
+    f = flowmod.FlowCache(root, "prid2011", "farneback").read(t.frames[0], 64, 32)
+    assert np.isfinite(f).all() and f[0, 0, 0] == 0.0
+
+
+def test_crashing_flow_worker_is_retried_not_hung(tiny_tree, tmp_path, monkeypatch):
+    """A worker that dies (as OpenCV's dense LK once did with a segfault) is retried in a fresh
+    pool; one that always dies gives an error naming exactly that tracklet, never a hang.
+    (VIDREID_FLOW_CRASH_ON makes the worker of the tracklet whose first frame ends so exit.)"""
+    import shutil
+
+    import vidreid.data.flow as flowmod
+    from vidreid.data.datasets import build_dataset
+
+    root = tmp_path / "p"
+    shutil.copytree(tiny_tree("prid2011"), root)
+    once = tmp_path / "crashed_once"
+    monkeypatch.setenv("VIDREID_FLOW_CRASH_ON", "cam_a/person_0001/0001.png")
+    monkeypatch.setenv("VIDREID_FLOW_CRASH_ONCE", str(once))
+    man = flowmod.compute_flow_cache(build_dataset("prid2011", root), "farneback", workers=2)
+    assert once.exists() and man["frames"] == sum(len(t) for t in flowmod.all_tracklets(build_dataset("prid2011", root)))
+    monkeypatch.setenv("VIDREID_FLOW_CRASH_ON", "cam_a/person_0002/0001.png")
+    monkeypatch.delenv("VIDREID_FLOW_CRASH_ONCE")
+    with pytest.raises(RuntimeError, match=r"on 1 tracklet\(s\), e.g. \['prid_2011/multi_shot/cam_a/person_0002'\]"):
+        flowmod.compute_flow_cache(build_dataset("prid2011", root), "farneback", workers=2)

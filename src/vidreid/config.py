@@ -36,6 +36,7 @@ class AugmentConfig:
     flip_p: float = 0.5
     pad: int = 0  # random translation in pixels (pad + crop)
     erase_p: float = 0.0  # random erasing probability
+    crop: int = 0  # crop (height - crop) x (width - crop): random per clip in training, centre at test
 
 
 @dataclass

@@ -7,14 +7,19 @@ Methods (OpenCV, ``opencv-contrib-python-headless``):
   the flow STAR uses (Wu et al., BMVC 2019, Sec. 4.2). Slow on a CPU at OpenCV's defaults
   (see benchmarks/bench_flow.py).
 * ``farneback``: Farneback (2003), ``cv2.calcOpticalFlowFarneback``; fast, for CPU runs.
-* ``lk``: dense Lucas-Kanade, ``cv2.optflow.calcOpticalFlowSparseToDense`` (sparse LK
-  tracks interpolated to a dense field); the closest dense form of the Lucas-Kanade flow ASTPN
-  uses (Xu et al., ICCV 2017, Sec. 4.1.1).
+* ``lk``: Lucas-Kanade, the flow ASTPN uses (Xu et al., ICCV 2017, Sec. 4.1.1): pyramidal LK
+  (``cv2.calcOpticalFlowPyrLK``, 15x15 window, 3 levels) tracked from every node of a 4-pixel
+  grid, points LK loses set to zero, the grid field bilinearly upsampled to every pixel.
+  (OpenCV's ``cv2.optflow.calcOpticalFlowSparseToDense`` was tried first: it segfaulted on
+  some frame pairs of the synthetic benchmark and returned all-NaN fields on others.)
+
+Pixels where a method returns no finite flow (dense LK can give NaN without support) are set
+to zero and counted in the manifest (``nonfinite_vectors_zeroed``).
 
 Cache format (``<root>/flow_<method>/``): for every frame ``<rel>.<ext>`` of every tracklet, a
 PNG ``<rel>.png`` with the flow from that frame to the next (the last frame of a tracklet reuses
 the previous flow; a one-frame tracklet gets zero flow), quantised to 8 bits per component:
-``q = round(127.5 + 127.5 * clip(flow / bound, -1, 1))`` with x in the red and y in the green
+``q = round(128 + 127 * clip(flow / bound, -1, 1))`` (zero flow is exactly 128) with x in the red and y in the green
 channel (blue is 0), flow in pixels at the frame's stored resolution. ``manifest.json`` holds
 the method, ``bound`` (pixels), the format version and a fingerprint of the tracklets (paths and
 lengths); a cache whose fingerprint differs from the dataset is stale.
@@ -29,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing as mp
+import os
 from pathlib import Path
 
 import cv2
@@ -38,7 +44,7 @@ from ..errors import ConfigError, DatasetError
 from .tracklet import Tracklet
 
 METHODS = ("tvl1", "farneback", "lk")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 DEFAULT_BOUND = 20.0
 
 
@@ -49,13 +55,24 @@ def flow_between(prev_gray: np.ndarray, next_gray: np.ndarray, method: str) -> n
     if method == "tvl1":
         return cv2.optflow.DualTVL1OpticalFlow_create().calc(prev_gray, next_gray, None)
     if method == "lk":
-        return cv2.optflow.calcOpticalFlowSparseToDense(prev_gray, next_gray)
+        return _grid_lk(prev_gray, next_gray)
     raise ConfigError(f"flow method: unknown {method!r}; valid: {list(METHODS)}")
+
+
+def _grid_lk(prev_gray: np.ndarray, next_gray: np.ndarray, step: int = 4) -> np.ndarray:
+    H, W = prev_gray.shape
+    ys, xs = np.mgrid[step // 2:H:step, step // 2:W:step]
+    pts = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float32).reshape(-1, 1, 2)
+    nxt, status, _ = cv2.calcOpticalFlowPyrLK(prev_gray, next_gray, pts, None, winSize=(15, 15), maxLevel=3)
+    d = (nxt - pts).reshape(-1, 2)
+    d[(status.ravel() == 0) | ~np.isfinite(d).all(1)] = 0.0
+    grid = d.reshape(ys.shape[0], xs.shape[1], 2).astype(np.float32)
+    return cv2.resize(grid, (W, H), interpolation=cv2.INTER_LINEAR)
 
 
 def encode(flow: np.ndarray, bound: float) -> np.ndarray:
     """(H, W, 2) float pixels -> (H, W, 3) uint8 BGR image (x in red, y in green)."""
-    q = np.round(127.5 + 127.5 * np.clip(flow / bound, -1.0, 1.0)).astype(np.uint8)
+    q = np.round(128.0 + 127.0 * np.clip(flow / bound, -1.0, 1.0)).astype(np.uint8)
     out = np.zeros(flow.shape[:2] + (3,), np.uint8)
     out[..., 2], out[..., 1] = q[..., 0], q[..., 1]
     return out
@@ -63,7 +80,7 @@ def encode(flow: np.ndarray, bound: float) -> np.ndarray:
 
 def decode(img: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 BGR -> (H, W, 2) float32 in units of ``bound`` ([-1, 1])."""
-    return (np.stack([img[..., 2], img[..., 1]], -1).astype(np.float32) - 127.5) / 127.5
+    return (np.stack([img[..., 2], img[..., 1]], -1).astype(np.float32) - 128.0) / 127.0
 
 
 def fingerprint(tracklets: list[Tracklet]) -> str:
@@ -83,6 +100,13 @@ def flow_path(root: Path, method: str, frame: str) -> Path:
 
 def _compute_one(args) -> int:
     root, method, bound, frames = args
+    inject = os.environ.get("VIDREID_FLOW_CRASH_ON")  # fault injection for the crash-recovery test
+    if inject and frames[0].endswith(inject):
+        marker = os.environ.get("VIDREID_FLOW_CRASH_ONCE")
+        if not marker or not Path(marker).exists():
+            if marker:
+                Path(marker).write_text("crashed")
+            os._exit(11)
     grays = []
     for f in frames:
         img = cv2.imread(str(Path(root) / f), cv2.IMREAD_GRAYSCALE)
@@ -92,12 +116,62 @@ def _compute_one(args) -> int:
     flows = [flow_between(grays[i], grays[i + 1], method) for i in range(len(grays) - 1)]
     if not flows:
         flows = [np.zeros(grays[0].shape + (2,), np.float32)]
+    nonfinite = 0
+    for fl in flows:  # dense LK can return NaN where it has no support: set to 0 and count
+        bad = ~np.isfinite(fl)
+        if bad.any():
+            nonfinite += int(bad.any(-1).sum())
+            fl[bad] = 0.0
     flows.append(flows[-1])  # the last frame reuses the previous flow
     for f, fl in zip(frames, flows):
         p = flow_path(Path(root), method, f)
         p.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(p), encode(fl, bound))
-    return len(frames)
+    return len(frames), nonfinite
+
+
+def _worker_init() -> None:
+    cv2.setNumThreads(1)
+
+
+def _run_isolated(jobs: list, workers: int, bar, method: str, retries: int = 2) -> int:
+    """Run the jobs in worker processes, one future per tracklet. OpenCV's flow code can crash
+    its process (a segfault seen in dense LK); a crashed worker breaks the pool, and the
+    tracklets not finished are retried in a fresh pool (``retries`` times) rather than lost or
+    waited on forever.
+
+    Raises:
+        RuntimeError: tracklets still unfinished after the retries (names the first ones).
+    """
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    zeroed, pending = 0, list(range(len(jobs)))
+    ctx = mp.get_context("spawn")  # clean children: forking a process with threads can deadlock
+    for attempt in range(retries + 1):
+        failed = []
+        if attempt < retries:
+            groups = [pending]
+        else:  # last attempt: one process per tracklet, so only the ones that crash fail
+            groups = [[i] for i in pending]
+        for group in groups:
+            with ProcessPoolExecutor(min(workers, len(group)), mp_context=ctx, initializer=_worker_init) as ex:
+                futs = {i: ex.submit(_compute_one, jobs[i]) for i in group}
+                for i, f in futs.items():
+                    try:
+                        n, bad = f.result()
+                    except BrokenProcessPool:
+                        failed.append(i)
+                        continue
+                    zeroed += bad
+                    if bar:
+                        bar.update(n)
+        if not failed:
+            return zeroed
+        pending = failed
+    names = [jobs[i][3][0].rsplit("/", 1)[0] for i in pending[:5]]
+    raise RuntimeError(f"{method} optical flow crashed its worker process on {len(pending)} tracklet(s), "
+                       f"e.g. {names}; try another --method or --workers 1")
 
 
 def all_tracklets(dataset) -> list[Tracklet]:
@@ -132,18 +206,20 @@ def compute_flow_cache(dataset, method: str = "farneback", workers: int = 1, bou
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=sum(len(t) for t in tracklets), unit="frame", desc=f"flow {method}")
+    zeroed = 0
     if workers > 1:
-        with mp.get_context("fork").Pool(workers) as pool:
-            for n in pool.imap_unordered(_compute_one, jobs, chunksize=2):
-                bar and bar.update(n)
+        zeroed = _run_isolated(jobs, workers, bar, method)
     else:
         for j in jobs:
-            n = _compute_one(j)
-            bar and bar.update(n)
+            n, bad = _compute_one(j)
+            zeroed += bad
+            if bar:
+                bar.update(n)
     if bar:
         bar.close()
     manifest = {"method": method, "bound": bound, "format_version": FORMAT_VERSION,
                 "tracklets": len(tracklets), "frames": sum(len(t) for t in tracklets),
+                "nonfinite_vectors_zeroed": zeroed,
                 "fingerprint": fingerprint(tracklets)}
     (cache_dir(root, method) / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest

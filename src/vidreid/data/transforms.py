@@ -20,6 +20,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 @dataclass
 class ClipParams:
     flip: bool = False
+    cx: int = 0  # crop offset (pixels) when ClipTransform.crop > 0
+    cy: int = 0
     dx: int = 0  # translation in pixels (crop offset inside the padded frame)
     dy: int = 0
     erase: tuple[int, int, int, int] | None = None  # y0, x0, h, w
@@ -39,6 +41,10 @@ class ClipTransform:
         erase_p: probability of random erasing (Zhong et al., AAAI 2020) of one rectangle, the
             same for every frame of the clip.
         mean, std: per-channel RGB normalisation (ImageNet by default).
+        crop: output is (height - crop) x (width - crop): a random window fixed for the whole
+            clip in training, the centre one at test (ASTPN, Xu et al. 2017, Sec. 4.1.1).
+        color: ``rgb`` (normalised with mean/std) or ``yuv_std`` (YUV, every channel of every
+            frame standardised to zero mean and unit variance, as in RNN-CNN / ASTPN).
     """
 
     height: int = 256
@@ -49,12 +55,16 @@ class ClipTransform:
     erase_p: float = 0.0
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    crop: int = 0
+    color: str = "rgb"
 
     def draw(self, rng: np.random.Generator | None) -> ClipParams:
         """Draw the clip's augmentation (identity when not training)."""
         if not self.train or rng is None:
-            return ClipParams()
+            return ClipParams(cx=self.crop // 2, cy=self.crop // 2)
         p = ClipParams(flip=bool(rng.random() < self.flip_p))
+        if self.crop > 0:
+            p.cx, p.cy = (int(v) for v in rng.integers(0, self.crop + 1, 2))
         if self.pad > 0:
             p.dx, p.dy = (int(v) for v in rng.integers(-self.pad, self.pad + 1, 2))
         if self.erase_p > 0 and rng.random() < self.erase_p:
@@ -94,19 +104,30 @@ class ClipTransform:
             ``clip`` float32 tensor (T, 3, H, W) normalised, and ``flow`` tensor (T, 2, H, W) or None.
         """
         x = frames
+        c = self.crop
+        if c:
+            x = x[:, params.cy:params.cy + x.shape[1] - c, params.cx:params.cx + x.shape[2] - c]
         if params.flip:
             x = x[:, :, ::-1]
         x = self._shift(x, params.dx, params.dy)
-        clip = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float().div_(255.0)
-        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
-        std = torch.tensor(self.std).view(1, 3, 1, 1)
-        clip = (clip - mean) / std
+        if self.color == "yuv_std":
+            yuv = np.stack([cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2YUV) for f in x]).astype(np.float32)
+            m = yuv.mean((1, 2), keepdims=True)
+            sd = yuv.std((1, 2), keepdims=True)
+            clip = torch.from_numpy((yuv - m) / np.maximum(sd, 1e-6)).permute(0, 3, 1, 2).contiguous()
+        else:
+            clip = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float().div_(255.0)
+            mean = torch.tensor(self.mean).view(1, 3, 1, 1)
+            std = torch.tensor(self.std).view(1, 3, 1, 1)
+            clip = (clip - mean) / std
         if params.erase is not None:
             y0, x0, h, w = params.erase
             clip[:, :, y0:y0 + h, x0:x0 + w] = 0.0
         fl = None
         if flow is not None:
             f = flow
+            if c:
+                f = f[:, params.cy:params.cy + f.shape[1] - c, params.cx:params.cx + f.shape[2] - c]
             if params.flip:
                 f = f[:, :, ::-1].copy()
                 f[..., 0] = -f[..., 0]

@@ -24,7 +24,8 @@ REPORT_RANKS = (1, 5, 10, 20)
 
 def make_test_transform(cfg, model) -> ClipTransform:
     mean, std = getattr(model, "input_norm", ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)))
-    return ClipTransform(cfg.data.height, cfg.data.width, train=False, mean=tuple(mean), std=tuple(std))
+    return ClipTransform(cfg.data.height, cfg.data.width, train=False, mean=tuple(mean), std=tuple(std),
+                         crop=cfg.data.augment.crop, color=getattr(model, "input_color", "rgb"))
 
 
 def query_gallery_distances(model, split: ReIDSplit, cfg, device="cpu", progress: bool = False):
@@ -52,7 +53,8 @@ def query_gallery_distances(model, split: ReIDSplit, cfg, device="cpu", progress
             raise ConfigError(f"test.mode=pairwise: model {type(model).__name__} has no pair_distance")
         if t.rerank:
             raise ConfigError("test.rerank needs embeddings; it does not apply to test.mode=pairwise")
-        kw = dict(batch_size=t.batch_size, num_workers=cfg.data.num_workers, device=device)
+        flow = FlowCache(split.root, cfg.data.dataset, cfg.data.flow) if cfg.data.flow else None
+        kw = dict(batch_size=t.batch_size, num_workers=cfg.data.num_workers, device=device, flow=flow)
         qs = extract_states(model, split.root, split.query, sampler, tf, **kw)
         gs = extract_states(model, split.root, split.gallery, sampler, tf, **kw)
         return pairwise_distances(model, qs, gs, device=device), qs, gs

@@ -105,7 +105,8 @@ class Trainer:
         d = cfg.data
         mean, std = getattr(self.model, "input_norm", ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)))
         tf = ClipTransform(d.height, d.width, train=True, flip_p=d.augment.flip_p, pad=d.augment.pad,
-                           erase_p=d.augment.erase_p, mean=tuple(mean), std=tuple(std))
+                           erase_p=d.augment.erase_p, mean=tuple(mean), std=tuple(std), crop=d.augment.crop,
+                           color=getattr(self.model, "input_color", "rgb"))
         ts = d.train_sampling
         flow = FlowCache(self.split.root, d.dataset, d.flow, all_tracklets_of=self.dataset) if d.flow else None
         self.train_set = ClipDataset(self.split.root, self.split.train,
@@ -208,6 +209,8 @@ class Trainer:
                     clip = batch["clip"].to(self.device)
                     labels = batch["label"].to(self.device)
                     extra = {"flow": batch["flow"].to(self.device)} if "flow" in batch else {}
+                    if getattr(self.model, "needs_labels", False):  # e.g. siamese models pair the batch
+                        extra.update(labels=labels, camids=batch["camid"].to(self.device))
                     out = self.model(clip, **extra)
                     loss, parts = self.loss(out, labels)
                     if not torch.isfinite(loss):

@@ -26,15 +26,17 @@ from ..data.video import ClipDataset
 
 @torch.inference_mode()
 def extract_states(model, root, tracklets: list[Tracklet], sampler: TemporalSampler, transform: ClipTransform,
-                   batch_size: int = 64, num_workers: int = 2, device="cpu") -> list[torch.Tensor]:
+                   batch_size: int = 64, num_workers: int = 2, device="cpu", flow=None) -> list[torch.Tensor]:
     """Per-tracklet states of a pairwise model: a list of (T', N) tensors on the CPU. With the
-    ``all`` strategy every tracklet is one clip of all its frames (batches of one)."""
+    ``all`` strategy every tracklet is one clip of all its frames (batches of one). ``flow``: a
+    FlowCache for models that take optical flow."""
     model.eval().to(device)
-    ds = ClipDataset(root, tracklets, sampler, transform)
+    ds = ClipDataset(root, tracklets, sampler, transform, flow=flow)
     bs = 1 if sampler.strategy == "all" else max(1, batch_size // sampler.seq_len)
     out: list[torch.Tensor] = []
     for b in DataLoader(ds, batch_size=bs, shuffle=False, num_workers=num_workers):
-        out.extend(s.float().cpu() for s in model.sequence_states(b["clip"].to(device)))
+        kw = {"flow": b["flow"].to(device)} if "flow" in b else {}
+        out.extend(s.float().cpu() for s in model.sequence_states(b["clip"].to(device), **kw))
     return out
 
 

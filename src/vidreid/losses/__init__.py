@@ -7,7 +7,9 @@ A training recipe lists its loss terms, e.g.::
       - {name: triplet, input: features, weight: 1.0, margin: 0.3, distance: euclidean}
 
 ``input`` names the :class:`~vidreid.models.ModelOutput` field (or aux key) the term reads;
-an aux entry that is already a scalar (a regulariser a model computes) uses ``name: value``.
+``target`` (optional) names the aux entry holding its targets when they are not the batch's
+identity labels (e.g. the labels of pairs a siamese model formed); an aux entry that is
+already a scalar (a regulariser a model computes) uses ``name: value``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import torch.nn as nn
 
 from ..errors import ConfigError
 from ..models.output import ModelOutput
-from .metric import BatchHardTripletLoss, CrossEntropyLoss, PyramidRankingLoss, pairwise_distance
+from .metric import (BatchHardTripletLoss, CrossEntropyLoss, PyramidRankingLoss, SiameseHingeLoss,
+                     pairwise_distance)
 
 
 class ScalarTerm(nn.Module):
@@ -34,6 +37,7 @@ LOSSES: dict[str, type[nn.Module]] = {
     "triplet": BatchHardTripletLoss,
     "value": ScalarTerm,
     "pyramid_ranking": PyramidRankingLoss,
+    "siamese_hinge": SiameseHingeLoss,
 }
 DEFAULT_INPUT = {"cross_entropy": "logits", "triplet": "features", "pyramid_ranking": "frame_maps"}
 
@@ -54,7 +58,7 @@ class CompositeLoss(nn.Module):
         if not spec:
             raise ConfigError("loss: at least one loss term is required")
         self.terms = nn.ModuleList()
-        self.meta: list[tuple[str, str, float]] = []
+        self.meta: list[tuple[str, str, float, str | None]] = []
         for i, item in enumerate(spec):
             item = dict(item)
             name = item.pop("name", None)
@@ -64,22 +68,24 @@ class CompositeLoss(nn.Module):
             if inp is None:
                 raise ConfigError(f"loss[{i}] ({name}): 'input' is required")
             weight = float(item.pop("weight", 1.0))
+            target = item.pop("target", None)
             key = item.pop("key", name if name != "value" else inp)
             valid = [p for p in inspect.signature(LOSSES[name]).parameters]
             bad = sorted(set(item) - set(valid))
             if bad:
-                raise ConfigError(f"loss[{i}] ({name}): unknown key(s) {bad}; valid: {['name', 'input', 'weight', 'key'] + valid}")
+                raise ConfigError(f"loss[{i}] ({name}): unknown key(s) {bad}; valid: {['name', 'input', 'target', 'weight', 'key'] + valid}")
             self.terms.append(LOSSES[name](**item))
-            self.meta.append((key, inp, weight))
+            self.meta.append((key, inp, weight, target))
 
     def forward(self, out: ModelOutput, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         total = None
         parts: dict[str, float] = {}
-        for term, (key, inp, w) in zip(self.terms, self.meta):
-            v = term(out.get(inp), labels)
+        for term, (key, inp, w, target) in zip(self.terms, self.meta):
+            v = term(out.get(inp), labels if target is None else out.get(target))
             parts[key] = float(v.detach())
             total = w * v if total is None else total + w * v
         return total, parts
 
 
-__all__ = ["CompositeLoss", "CrossEntropyLoss", "BatchHardTripletLoss", "PyramidRankingLoss", "pairwise_distance", "LOSSES"]
+__all__ = ["CompositeLoss", "CrossEntropyLoss", "BatchHardTripletLoss", "PyramidRankingLoss", "SiameseHingeLoss",
+           "pairwise_distance", "LOSSES"]

@@ -109,3 +109,19 @@ class PyramidRankingLoss(nn.Module):
             v = self.stripe_vectors(frame_maps, g)
             total = total + sum(self.triplet(v[:, :, z], labels) for z in range(g)) / g
         return total / len(self.levels)
+
+
+class SiameseHingeLoss(nn.Module):
+    """The contrastive hinge loss of ASTPN (Xu et al., ICCV 2017, Eq. 6) on squared distances:
+    ``d`` for a pair of the same person, ``max(0, m - d)`` otherwise, averaged over pairs.
+
+    Input: squared distances (P,), and a target (P,) that is 1 for same-person pairs, 0 else.
+    """
+
+    def __init__(self, margin: float = 3.0):
+        super().__init__()
+        self.margin = float(margin)
+
+    def forward(self, sqdist: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
+        same = same.to(sqdist.dtype)
+        return (same * sqdist + (1 - same) * F.relu(self.margin - sqdist)).mean()

@@ -1,0 +1,135 @@
+"""ASTPN (Xu et al., ICCV 2017): SPP length, attention, pair symmetry, the hinge loss, and a
+training step through the trainer's batch path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vidreid.losses import CompositeLoss, SiameseHingeLoss
+from vidreid.models import create_model
+from vidreid.models.astpn import spatial_pyramid_pool
+
+
+@pytest.mark.parametrize("H,W", [(23, 15), (30, 14), (8, 8), (37, 21), (64, 33)])
+def test_spp_length_constant(H, W):
+    out = spatial_pyramid_pool(torch.randn(2, 32, H, W))
+    assert out.shape == (2, 32 * (64 + 16 + 4 + 1))
+
+
+def test_spp_uses_eq1_windows_when_exact():
+    # 16 x 16 map, m = 4: window ceil(16/4) = 4, stride 4 -> plain 4x4 max-pool bins
+    x = torch.arange(256.0).view(1, 1, 16, 16)
+    out = spatial_pyramid_pool(x, levels=(4,))
+    torch.testing.assert_close(out, torch.nn.functional.max_pool2d(x, 4, 4).flatten(1))
+
+
+def _states(n, T, N=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, T, N, generator=g)
+
+
+def test_attention_vectors_are_probability_vectors():
+    m = create_model("astpn", 0, height=64, width=32)
+    P, G = _states(3, 5), _states(3, 7, seed=1)
+    m.U_att.data = torch.randn(6, 6)  # N = 6 for this test
+    vp, vg, ap, ag = m.attentive_pool(P, G)
+    assert ap.shape == (3, 5) and ag.shape == (3, 7)
+    torch.testing.assert_close(ap.sum(1), torch.ones(3))
+    torch.testing.assert_close(ag.sum(1), torch.ones(3))
+    assert (ap >= 0).all() and (ag >= 0).all()
+    # Eq. 5
+    torch.testing.assert_close(vp, torch.einsum("nt,ntd->nd", ap, P))
+
+
+def test_swapping_probe_and_gallery_swaps_representations():
+    m = create_model("astpn", 0, height=64, width=32)
+    m.U_att.data = torch.randn(6, 6)
+    P, G = _states(2, 4), _states(2, 9, seed=2)
+    vp, vg, _, _ = m.attentive_pool(P, G)
+    m.U_att.data = m.U_att.data.t().contiguous()  # A^T = tanh(G U^T P^T)
+    vg2, vp2, _, _ = m.attentive_pool(G, P)
+    torch.testing.assert_close(vp, vp2)
+    torch.testing.assert_close(vg, vg2)
+
+
+def test_pair_distance_batched_equals_per_pair_and_is_pair_dependent():
+    m = create_model("astpn", 0, height=64, width=32).eval()
+    q = list(_states(3, 4, N=128))
+    g = list(_states(4, 4, N=128, seed=3))
+    d = m.pair_distance(q, g)
+    for i in range(3):
+        for j in range(4):
+            vp, vg, _, _ = m.attentive_pool(q[i][None], g[j][None])
+            assert abs(float((vp - vg).norm()) - float(d[i, j])) < 1e-5
+    # variable lengths take the per-pair path
+    d2 = m.pair_distance([q[0][:3]] + q[1:], g)
+    assert d2.shape == (3, 4)
+    # the probe's pooled vector depends on the gallery sequence
+    vp1, _, _, _ = m.attentive_pool(q[0][None], g[0][None])
+    vp2, _, _, _ = m.attentive_pool(q[0][None], g[1][None])
+    assert not torch.allclose(vp1, vp2)
+
+
+def test_hinge_loss_hand_computed():
+    d = torch.tensor([0.5, 2.0, 4.0, 1.0])
+    same = torch.tensor([1.0, 0.0, 0.0, 1.0])
+    # 0.5 + max(0, 3 - 2) + max(0, 3 - 4) + 1.0 = 0.5 + 1 + 0 + 1 -> mean 0.625
+    assert float(SiameseHingeLoss(3.0)(d, same)) == pytest.approx(0.625)
+
+
+def test_training_pairs_and_losses():
+    m = create_model("astpn", 4, height=64, width=32)
+    m.train()
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    cams = torch.tensor([1, 2, 1, 2, 1, 1, 2, 1])
+    torch.manual_seed(0)
+    out = m(torch.randn(8, 5, 3, 64, 32), flow=torch.randn(8, 5, 2, 64, 32), labels=labels, camids=cams)
+    assert out.aux["pair_same"].sum() == 8 and len(out.aux["pair_same"]) == 16  # one positive + one negative each
+    loss = CompositeLoss([{"name": "siamese_hinge", "input": "pair_sqdist", "target": "pair_same", "margin": 3.0},
+                          {"name": "cross_entropy", "input": "pair_logits", "target": "pair_labels", "weight": 2.0}])
+    total, parts = loss(out, labels)
+    assert torch.isfinite(total) and set(parts) == {"siamese_hinge", "cross_entropy"}
+    total.backward()
+    assert m.U_att.grad.abs().sum() > 0 and m.conv1.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("spatial,temporal", [("pool", "mean"), ("pool", "attentive"), ("spp", "mean")])
+def test_variants_build_and_run(spatial, temporal):
+    m = create_model("astpn", 3, spatial=spatial, temporal=temporal, height=64, width=32).eval()
+    assert m(torch.randn(2, 3, 3, 64, 32), flow=torch.randn(2, 3, 2, 64, 32)).embedding.shape == (2, 128)
+
+
+def test_yuv_standardised_input():
+    from vidreid.data.transforms import ClipTransform
+
+    tf = ClipTransform(16, 8, train=False, crop=4, color="yuv_std")
+    frames = np.random.default_rng(0).integers(0, 255, (2, 16, 8, 3), dtype=np.uint8)
+    clip, _ = tf(frames, tf.draw(None))
+    assert clip.shape == (2, 3, 12, 4)
+    torch.testing.assert_close(clip.mean((2, 3)), torch.zeros(2, 3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(clip.std((2, 3), unbiased=False), torch.ones(2, 3), atol=1e-4, rtol=0)
+
+
+def test_config_trains_one_epoch_and_tests_both_ways(tiny_tree, tmp_path):
+    import shutil
+
+    from vidreid.config import load_config
+    from vidreid.data.datasets import build_dataset
+    from vidreid.data.flow import compute_flow_cache
+    from vidreid.engine.evaluator import evaluate_split
+    from vidreid.engine.trainer import Trainer
+
+    root = tmp_path / "prid"
+    shutil.copytree(tiny_tree("prid2011"), root)
+    compute_flow_cache(build_dataset("prid2011", root), "lk")
+    ov = [f"data.root={root}", "data.height=64", "data.width=32", "model.args.height=56", "model.args.width=24",
+          "data.num_workers=0", "data.p=3", "data.train_sampling.seq_len=4", "data.test_sampling.seq_len=4",
+          "schedule.epochs=1", f"train.output_dir={tmp_path / 'o'}", "train.progress=false"]
+    cfg = load_config("astpn/prid2011", ov)
+    tr = Trainer(cfg)
+    m = tr.fit()
+    assert m["num_valid_queries"] == 6
+    pw = evaluate_split(tr.model, tr.split, load_config("astpn/prid2011", ov + ["test.mode=pairwise"]))
+    assert pw["num_valid_queries"] == 6 and 0 <= pw["mAP"] <= 1
