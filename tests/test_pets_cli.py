@@ -50,7 +50,7 @@ def test_pets2009_real_footage(tmp_path):
     """Real video -> tracklets -> features -> ranking -> CMC/mAP."""
     from vidreid.config import load_config
     from vidreid.data.datasets import build_dataset
-    from vidreid.data.datasets.pets2009 import prepare_pets2009
+    from vidreid.data.datasets.pets import prepare_pets2009
     from vidreid.engine.evaluator import evaluate_split
     from vidreid.models import create_model
 

@@ -116,7 +116,7 @@ def _cmd_flow(a) -> int:
 
 
 def _cmd_prepare(a) -> int:
-    from .data.datasets.pets2009 import prepare_pets2009
+    from .data.datasets.pets import prepare_pets2009
 
     print(json.dumps(prepare_pets2009(a.src, a.out), indent=1))
     return 0

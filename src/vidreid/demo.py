@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 
 from .config import load_config
 from .data.datasets import FolderDataset
-from .data.datasets.pets2009 import prepare_pets2009
+from .data.datasets.pets import prepare_pets2009
 from .data.synthetic import GENERATOR_VERSION, generate
 from .engine.evaluator import evaluate_split, format_table, pick_device
 from .engine.trainer import Trainer
@@ -106,7 +106,7 @@ def run_demo(out: str | Path = "outputs/demo", pets: str | None = None) -> list[
         f"Wall time: {total:.0f} s (data {t_data:.0f} s, training + evaluation {t_train:.0f} s) on "
         f"{os.cpu_count()} CPU cores, device {dev}.",
         "Synthetic benchmark: layout prid2011, preset prid2011, seed 0 (vidreid synth). "
-        "PETS protocols: see ../shared/data/pets2009_s2l1/README.md and vidreid.data.datasets.pets2009.",
+        "PETS protocols: see ../shared/data/pets2009_s2l1/README.md and vidreid.data.datasets.pets.",
     ])
     print("\n" + text)
     (out / "results.md").write_text(text + "\n")
