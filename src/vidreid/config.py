@@ -113,6 +113,22 @@ class TrainConfig:
 
 
 @dataclass
+class StageConfig:
+    """One training stage (e.g. STAN, Li et al. CVPR 2018 Sec. 4.2: CNN first, then the
+    attention models with the CNN fixed, then everything but the CNN). Stages run in order,
+    each with a fresh optimiser over the parameters it leaves trainable and its own schedule
+    (``schedule`` with ``epochs`` and, when given, ``milestones`` replaced)."""
+
+    name: str = "stage"
+    epochs: int = 1
+    lr: Optional[float] = None  # base lr of this stage (null: optim.lr)
+    milestones: Optional[list[int]] = None  # multistep milestones within the stage (null: schedule.milestones)
+    freeze: list[str] = field(default_factory=list)  # parameter-name prefixes kept fixed (their BN layers in eval mode)
+    model_attrs: dict[str, Any] = field(default_factory=dict)  # model attributes set for the stage, e.g. {temporal: avg}
+    loss: Optional[list[Any]] = None  # loss terms of the stage (null: the top-level loss)
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -124,6 +140,7 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     test: TestConfig = field(default_factory=TestConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    stages: list[StageConfig] = field(default_factory=list)  # empty: one stage of schedule.epochs, nothing frozen
 
 
 def packaged_config_dir() -> Path:

@@ -36,27 +36,39 @@ def _dist():
     return 0, 1
 
 
-def build_optimizer(cfg, model) -> torch.optim.Optimizer:
+def build_optimizer(cfg, model, lr: float | None = None) -> torch.optim.Optimizer:
+    """The optimiser of ``cfg.optim`` over the trainable parameters of ``model``, pretrained ones
+    (``model.pretrained_parameters()``) at ``pretrained_lr_mult`` times the base lr.
+
+    Args:
+        lr: base lr (default ``cfg.optim.lr``; a stage may set its own).
+    Raises:
+        ConfigError: unknown optimiser, or no trainable parameter.
+    """
     o = cfg.optim
+    lr = o.lr if lr is None else lr
     pre = set(id(p) for p in (model.pretrained_parameters() if hasattr(model, "pretrained_parameters") else []))
     groups = [
-        {"params": [p for p in model.parameters() if p.requires_grad and id(p) in pre], "lr": o.lr * o.pretrained_lr_mult},
-        {"params": [p for p in model.parameters() if p.requires_grad and id(p) not in pre], "lr": o.lr},
+        {"params": [p for p in model.parameters() if p.requires_grad and id(p) in pre], "lr": lr * o.pretrained_lr_mult},
+        {"params": [p for p in model.parameters() if p.requires_grad and id(p) not in pre], "lr": lr},
     ]
+    if not any(g["params"] for g in groups):
+        raise ConfigError("optimiser: no trainable parameter (does a stage's freeze list cover the whole model?)")
     groups = [g for g in groups if g["params"]]
     if o.name == "adam":
-        return torch.optim.Adam(groups, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        return torch.optim.Adam(groups, lr=lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
     if o.name == "adamw":
-        return torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        return torch.optim.AdamW(groups, lr=lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
     if o.name == "sgd":
-        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay)
+        return torch.optim.SGD(groups, lr=lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay)
     raise ConfigError(f"optim.name: unknown {o.name!r}; valid: ['adam', 'adamw', 'sgd']")
 
 
-def lr_factor(cfg, epoch_float: float) -> float:
+def lr_factor(cfg, epoch_float: float, schedule=None) -> float:
     """Learning-rate multiplier at a (fractional) epoch: linear warm-up from ``warmup_factor``
-    over ``warmup_epochs``, times the decay of ``schedule.name``."""
-    s = cfg.schedule
+    over ``warmup_epochs``, times the decay of ``schedule.name`` (``schedule`` replaces
+    ``cfg.schedule`` when given, e.g. a stage's)."""
+    s = cfg.schedule if schedule is None else schedule
     warm = 1.0
     if s.warmup_epochs > 0 and epoch_float < s.warmup_epochs:
         a = epoch_float / s.warmup_epochs
@@ -73,6 +85,48 @@ def lr_factor(cfg, epoch_float: float) -> float:
     else:
         raise ConfigError(f"schedule.name: unknown {s.name!r}; valid: ['constant', 'step', 'multistep', 'cosine']")
     return warm * decay
+
+
+def stage_plan(cfg) -> list:
+    """The stages of a config as (first epoch, end epoch, stage config); a config without
+    ``stages`` is one stage over ``schedule.epochs`` that freezes nothing."""
+    from omegaconf import OmegaConf
+
+    from ..config import StageConfig
+
+    stages = list(cfg.stages) or [OmegaConf.structured(StageConfig(name="train", epochs=cfg.schedule.epochs))]
+    plan, e = [], 0
+    for st in stages:
+        if st.epochs < 1:
+            raise ConfigError(f"stages[{st.name}].epochs must be >= 1, got {st.epochs}")
+        plan.append((e, e + st.epochs, st))
+        e += st.epochs
+    return plan
+
+
+def stage_index(plan: list, epoch: int) -> int:
+    """Index of the stage that epoch ``epoch`` (0-based) belongs to (the last one past the end)."""
+    for i, (a, b, _) in enumerate(plan):
+        if a <= epoch < b:
+            return i
+    return len(plan) - 1
+
+
+def apply_model_attrs(model, attrs: dict, defaults: dict, where: str) -> None:
+    """Set a stage's model attributes; attributes an earlier stage set and this one does not
+    go back to their built values (``defaults`` records them).
+
+    Raises:
+        ConfigError: the model has no such attribute.
+    """
+    for k in list(defaults):
+        if k not in attrs:
+            setattr(model, k, defaults.pop(k))
+    for k, v in attrs.items():
+        if not hasattr(model, k):
+            raise ConfigError(f"{where}.model_attrs: model {type(model).__name__} has no attribute {k!r}")
+        defaults.setdefault(k, getattr(model, k))
+        setattr(model, k, v)
 
 
 class Trainer:
@@ -99,8 +153,11 @@ class Trainer:
         self.model = create_model(cfg.model.name, num_classes=len(pids), **cfg.model.args).to(self.device)
         if cfg.train.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.loss = CompositeLoss(to_container(cfg)["loss"]).to(self.device)
-        self.optimizer = build_optimizer(cfg, self.model)
+        self.num_classes = len(pids)
+        self.plan = stage_plan(cfg)
+        self._base_trainable = {n: p.requires_grad for n, p in self.model.named_parameters()}
+        self._attr_defaults: dict = {}
+        self.stage = -1
         self.out_dir = Path(cfg.train.output_dir)
         d = cfg.data
         mean, std = getattr(self.model, "input_norm", ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)))
@@ -116,10 +173,59 @@ class Trainer:
         self.iters_per_epoch = len(self.sampler)
         if self.iters_per_epoch == 0:
             raise ConfigError(f"data.p={d.p} x data.k={d.k} gives no batch for {len(pids)} training identities")
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda it: lr_factor(cfg, it / self.iters_per_epoch))
         self.epoch = 0
         self.global_step = 0
+        self.enter_stage(0)
+
+    # ----------------------------------------------------------------------------- stages
+    @property
+    def frozen_prefixes(self) -> list[str]:
+        return list(self.plan[self.stage][2].freeze)
+
+    def enter_stage(self, idx: int) -> None:
+        """Set up stage ``idx``: freeze what it lists, set its model attributes, and build its
+        loss (loss-term state such as an OIM lookup table carries over by term key),
+        optimiser and schedule.
+
+        Raises:
+            ConfigError: a freeze prefix that matches no parameter, or an unknown model attribute.
+        """
+        if idx == self.stage:
+            return
+        cfg = self.cfg
+        _, _, st = self.plan[idx]
+        where = f"stages[{idx}] ({st.name})" if cfg.stages else "config"
+        names = [n for n, _ in self.model.named_parameters()]
+        for pre in st.freeze:
+            if not any(n == pre or n.startswith(pre + ".") for n in names):
+                tops = sorted({n.split(".")[0] for n in names})
+                raise ConfigError(f"{where}.freeze: {pre!r} matches no parameter; top-level modules: {tops}")
+        for n, p in self.model.named_parameters():
+            frozen = any(n == pre or n.startswith(pre + ".") for pre in st.freeze)
+            p.requires_grad_(self._base_trainable[n] and not frozen)
+        apply_model_attrs(self.model, dict(st.model_attrs), self._attr_defaults, where)
+        spec = to_container(cfg)["loss"] if st.loss is None else list(to_container(cfg)["stages"][idx]["loss"])
+        new_loss = CompositeLoss(spec, num_classes=self.num_classes).to(self.device)
+        if getattr(self, "loss", None) is not None:
+            new_loss.carry_state_from(self.loss)
+        self.loss = new_loss
+        self.optimizer = build_optimizer(cfg, self.model, st.lr)
+        sched = cfg.schedule.copy()
+        sched.epochs = st.epochs
+        if st.milestones is not None:
+            sched.milestones = list(st.milestones)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda it: lr_factor(cfg, it / self.iters_per_epoch, sched))
+        self.stage = idx
+
+    def _train_mode(self) -> None:
+        """model.train(), with the modules of frozen parameters (their BN statistics) in eval mode."""
+        self.model.train()
+        pres = self.frozen_prefixes
+        if pres:
+            for n, m in self.model.named_modules():
+                if any(n == pre or n.startswith(pre + ".") for pre in pres):
+                    m.eval()
 
     # ----------------------------------------------------------------------------- state
     def state_dict(self) -> dict:
@@ -131,6 +237,7 @@ class Trainer:
             "sampler": self.sampler.state_dict(),
             "rng": rng_state(),
             "epoch": self.epoch,
+            "stage": self.stage,
             "global_step": self.global_step,
             "config": to_container(self.cfg),
             "split_id": self.split.split_id,
@@ -138,6 +245,7 @@ class Trainer:
         }
 
     def load_state_dict(self, st: dict) -> None:
+        self.enter_stage(st.get("stage", 0))
         self.model.load_state_dict(st["model"])
         self.optimizer.load_state_dict(st["optimizer"])
         self.scheduler.load_state_dict(st["scheduler"])
@@ -191,14 +299,15 @@ class Trainer:
         # batch sampler is iterated in this process, so set_epoch below still takes effect.
         loader = DataLoader(self.train_set, batch_sampler=self.sampler, num_workers=cfg.data.num_workers,
                             persistent_workers=cfg.data.num_workers > 0)
-        total_epochs = cfg.schedule.epochs
+        total_epochs = self.plan[-1][1]
         metrics: dict = {}
         try:
             while self.epoch < total_epochs:
                 start_batch = self.sampler.start_batch if resume is not None else 0
                 resume = None
                 self.sampler.set_epoch(self.epoch, start_batch)
-                self.model.train()
+                self.enter_stage(stage_index(self.plan, self.epoch))
+                self._train_mode()
                 it = loader
                 if cfg.train.progress and self.rank == 0:
                     from tqdm import tqdm
@@ -220,13 +329,14 @@ class Trainer:
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     if cfg.optim.max_grad_norm > 0:
-                        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.max_grad_norm)
+                        torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad],
+                                                   cfg.optim.max_grad_norm)
                     self.optimizer.step()
                     self.scheduler.step()
                     self.global_step += 1
                     self.sampler.start_batch = i + 1
                     if self.global_step % cfg.train.log_every == 0 or i + 1 == self.iters_per_epoch:
-                        rec = {"epoch": self.epoch, "step": self.global_step, "loss": float(loss.detach()),
+                        rec = {"epoch": self.epoch, "stage": self.stage, "step": self.global_step, "loss": float(loss.detach()),
                                "lr": self.optimizer.param_groups[-1]["lr"],
                                "clips_per_s": (i + 1 - start_batch) * clip.shape[0] / (time.perf_counter() - t0)}
                         rec.update(parts)
@@ -252,7 +362,7 @@ class Trainer:
 
     def evaluate(self) -> dict:
         m = evaluate_split(self.model, self.split, self.cfg, self.device, progress=self.cfg.train.progress)
-        self.model.train()
+        self._train_mode()
         m.update(dataset=self.cfg.data.dataset, model=self.cfg.model.name, epoch=self.epoch)
         return m
 
@@ -266,6 +376,9 @@ def load_model_from_checkpoint(path, cfg=None):
     cfg = cfg or ckcfg
     model = create_model(ckcfg.model.name, num_classes=len(st.get("labels", {})), **ckcfg.model.args)
     model.load_state_dict(st["model"])
+    plan = stage_plan(ckcfg)  # the model attributes of the stage the checkpoint was written in
+    _, _, stage = plan[st.get("stage", stage_index(plan, st.get("epoch", 0)))]
+    apply_model_attrs(model, dict(stage.model_attrs), {}, "checkpoint stage")
     return model, cfg, st
 
 

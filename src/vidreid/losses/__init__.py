@@ -21,7 +21,7 @@ import torch.nn as nn
 
 from ..errors import ConfigError
 from ..models.output import ModelOutput
-from .metric import (BatchHardTripletLoss, CrossEntropyLoss, PyramidRankingLoss, SiameseHingeLoss,
+from .metric import (BatchHardTripletLoss, CrossEntropyLoss, OIMLoss, PyramidRankingLoss, SiameseHingeLoss,
                      pairwise_distance)
 
 
@@ -38,8 +38,9 @@ LOSSES: dict[str, type[nn.Module]] = {
     "value": ScalarTerm,
     "pyramid_ranking": PyramidRankingLoss,
     "siamese_hinge": SiameseHingeLoss,
+    "oim": OIMLoss,
 }
-DEFAULT_INPUT = {"cross_entropy": "logits", "triplet": "features", "pyramid_ranking": "frame_maps"}
+DEFAULT_INPUT = {"oim": "features", "cross_entropy": "logits", "triplet": "features", "pyramid_ranking": "frame_maps"}
 
 
 class CompositeLoss(nn.Module):
@@ -49,11 +50,13 @@ class CompositeLoss(nn.Module):
         spec: list of dicts with ``name``, optional ``input``, ``weight`` (default 1.0),
             ``key`` (the name it is logged under; default ``name`` or ``name@input``), and the
             term's own arguments.
+        num_classes: training identities, passed to terms that take a ``num_classes``
+            argument (e.g. OIM's lookup table) unless the spec sets it.
     Raises:
         ConfigError: unknown loss name or argument (lists the valid ones), empty spec.
     """
 
-    def __init__(self, spec: list[dict]):
+    def __init__(self, spec: list[dict], num_classes: int | None = None):
         super().__init__()
         if not spec:
             raise ConfigError("loss: at least one loss term is required")
@@ -74,8 +77,21 @@ class CompositeLoss(nn.Module):
             bad = sorted(set(item) - set(valid))
             if bad:
                 raise ConfigError(f"loss[{i}] ({name}): unknown key(s) {bad}; valid: {['name', 'input', 'target', 'weight', 'key'] + valid}")
+            if "num_classes" in valid and "num_classes" not in item:
+                if num_classes is None:
+                    raise ConfigError(f"loss[{i}] ({name}): needs num_classes (the number of training identities)")
+                item["num_classes"] = num_classes
             self.terms.append(LOSSES[name](**item))
             self.meta.append((key, inp, weight, target))
+
+    def carry_state_from(self, other: "CompositeLoss") -> None:
+        """Copy the state (buffers, parameters) of every term of ``other`` that has the same key
+        and class as one of ours, e.g. an OIM lookup table from one training stage to the next."""
+        theirs = {key: term for term, (key, *_rest) in zip(other.terms, other.meta)}
+        for term, (key, *_rest) in zip(self.terms, self.meta):
+            t = theirs.get(key)
+            if t is not None and type(t) is type(term):
+                term.load_state_dict(t.state_dict())
 
     def forward(self, out: ModelOutput, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         total = None
@@ -87,5 +103,5 @@ class CompositeLoss(nn.Module):
         return total, parts
 
 
-__all__ = ["CompositeLoss", "CrossEntropyLoss", "BatchHardTripletLoss", "PyramidRankingLoss", "SiameseHingeLoss",
+__all__ = ["CompositeLoss", "CrossEntropyLoss", "OIMLoss", "BatchHardTripletLoss", "PyramidRankingLoss", "SiameseHingeLoss",
            "pairwise_distance", "LOSSES"]

@@ -125,3 +125,60 @@ class SiameseHingeLoss(nn.Module):
     def forward(self, sqdist: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
         same = same.to(sqdist.dtype)
         return (same * sqdist + (1 - same) * F.relu(self.margin - sqdist)).mean()
+
+
+class OIMLoss(nn.Module):
+    """Online Instance Matching loss (Xiao, Li, Wang, Lin, Wang, "Joint Detection and
+    Identification Feature Learning for Person Search", CVPR 2017, Sec. 3.2), as used by STAN
+    (Li et al., CVPR 2018, Sec. 3.5), for labelled identities (no unlabelled circular queue:
+    re-ID training sets are fully labelled).
+
+    A lookup table V (num_classes, D) holds one L2-normalised feature per training identity.
+    For an L2-normalised feature x of identity y the logits are ``V x / temperature`` and the
+    loss is their cross-entropy with y. In training, after the logits are taken, the table is
+    updated sample by sample in batch order: ``v_y <- momentum * v_y + (1 - momentum) * x``,
+    then ``v_y <- v_y / ||v_y||`` (the paper's gamma is ``momentum``). The table is a buffer,
+    so it is saved with the loss state in checkpoints; it gets no gradient.
+
+    Args:
+        num_classes: training identities (rows of V).
+        feat_dim: D.
+        temperature: tau of the OIM paper (0.1 there: logits in [-10, 10]).
+        momentum: gamma of the table update (0.5 in the OIM paper).
+        normalize: L2-normalise the input first (it is already normalised for STAN).
+    Input: features float (B, D), labels int64 (B,) in [0, num_classes). Output: scalar.
+
+    Raises:
+        ValueError: features of the wrong width, or a label outside the table.
+    """
+
+    def __init__(self, num_classes: int, feat_dim: int = 128, temperature: float = 0.1, momentum: float = 0.5,
+                 normalize: bool = True):
+        super().__init__()
+        if num_classes < 1 or feat_dim < 1:
+            raise ValueError(f"OIM needs num_classes >= 1 and feat_dim >= 1, got {num_classes}, {feat_dim}")
+        self.temperature, self.momentum, self.normalize = float(temperature), float(momentum), normalize
+        self.register_buffer("lut", torch.zeros(num_classes, feat_dim))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, D) normalised features -> (B, num_classes) scaled cosine logits."""
+        return x @ self.lut.t().clone() / self.temperature  # clone: the update below must not touch saved tensors
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor, labels: torch.Tensor) -> None:
+        """Momentum update of the rows of the labels, one sample at a time in batch order."""
+        for xi, y in zip(x.detach(), labels.tolist()):
+            v = self.momentum * self.lut[y] + (1.0 - self.momentum) * xi
+            self.lut[y] = v / v.norm().clamp_min(1e-12)
+
+    def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if features.dim() != 2 or features.shape[1] != self.lut.shape[1]:
+            raise ValueError(f"OIM: features must be (B, {self.lut.shape[1]}), got {tuple(features.shape)}")
+        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.lut.shape[0]):
+            raise ValueError(f"OIM: labels must lie in [0, {self.lut.shape[0]}), got range "
+                             f"[{int(labels.min())}, {int(labels.max())}]")
+        x = F.normalize(features, dim=1) if self.normalize else features
+        loss = F.cross_entropy(self.logits(x), labels)
+        if self.training:
+            self.update(x, labels)
+        return loss
