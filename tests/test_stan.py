@@ -224,3 +224,21 @@ def test_full_scale_config_one_training_step(tiny_tree, tmp_path, name):
         loss.backward()
         tr.optimizer.step()
         assert any(not torch.equal(a, b) for a, b in zip(before, tr.model.parameters()))
+
+
+def test_visualize_attention_cli_writes_figure(tiny_tree, tmp_path):
+    from vidreid.cli import main
+    from vidreid.data.datasets import build_dataset
+
+    root = tiny_tree("prid2011")
+    t = build_dataset("prid2011", root).split(0).query[0]
+    folder = (root / t.frames[0]).parent
+    out = tmp_path / "att.png"
+    rc = main(["visualize", "attention", "--config", "stan/cpu_prid2011", "--tracklet", str(folder), "--out", str(out),
+               "data.height=64", "data.width=32", "model.args.pretrained=null"])
+    assert rc == 0 and out.stat().st_size > 1000
+    import matplotlib.image as mpimg
+    assert mpimg.imread(out).ndim == 3
+    assert main(["visualize", "features", "--config", "stan/cpu_prid2011", "--tracklet", str(folder),
+                 "--out", str(tmp_path / "f.png"), "model.args.pretrained=null"]) == 2  # STAN has no refined maps
+    assert main(["visualize", "attention", "--config", "stan/cpu_prid2011", "--tracklet", str(tmp_path / "nope")]) == 2

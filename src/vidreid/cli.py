@@ -6,6 +6,7 @@
     vidreid test    --config FILE [--checkpoint CKPT] [--out DIR] [--rerank] [--visrank K] [key=value ...]
     vidreid flow    --dataset NAME --root DIR --method {tvl1,farneback,lk} [--workers N]
     vidreid prepare pets2009 --src DIR --out DIR
+    vidreid visualize {attention,features} --config FILE [--checkpoint CKPT] --tracklet DIR [--out PNG]
     vidreid demo    [--out DIR]
 """
 
@@ -16,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import VidReIDError
+from .errors import ConfigError, VidReIDError
 
 
 def _cmd_synth(a) -> int:
@@ -129,6 +130,26 @@ def _cmd_demo(a) -> int:
     return 0
 
 
+def _cmd_visualize(a) -> int:
+    from .config import load_config
+    from .engine.trainer import load_model_from_checkpoint
+    from .engine.visualize import visualize
+    from .models import create_model
+
+    cfg = load_config(a.config, a.overrides)
+    if a.checkpoint:
+        model, _, _ = load_model_from_checkpoint(a.checkpoint)
+    else:
+        model = create_model(cfg.model.name, num_classes=0, **cfg.model.args)
+    out = Path(a.out or Path(cfg.train.output_dir) / f"visualize_{a.kind}.png")
+    try:
+        path = visualize(a.kind, model, cfg, a.tracklet, out)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    print(f"{a.kind}: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .data.datasets import DATASETS
     from .data.synthetic import LAYOUTS
@@ -168,6 +189,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--visrank-queries", type=int, default=None, help="only the first N queries")
     s.add_argument("overrides", nargs="*", help="key=value")
     s.set_defaults(fn=_cmd_test)
+
+    s = sub.add_parser("visualize", help="look inside a model on one tracklet folder (attention maps, feature maps)")
+    vs = s.add_subparsers(dest="kind", required=True)
+    for kind, text in (("attention", "STAN receptive fields and temporal weights (Li et al. 2018, Fig. 3)"),
+                       ("features", "raw vs refined feature-map responses (RRU, Liu et al. 2019, Fig. 3)")):
+        v = vs.add_parser(kind, help=text)
+        v.add_argument("--config", required=True)
+        v.add_argument("--checkpoint", default=None, help="trained weights (default: the config's untrained model)")
+        v.add_argument("--tracklet", required=True, help="a folder of one tracklet's frame images")
+        v.add_argument("--out", default=None, help="PNG path (default: <output_dir>/visualize_<kind>.png)")
+        v.add_argument("overrides", nargs="*", help="key=value")
+        v.set_defaults(fn=_cmd_visualize)
 
     s = sub.add_parser("flow", help="compute and cache optical flow of every tracklet beside the dataset")
     s.add_argument("--dataset", required=True, choices=sorted(DATASETS))

@@ -26,6 +26,7 @@ from ..data.video import ClipDataset
 from ..errors import ConfigError, NonFiniteLossError
 from ..losses import CompositeLoss
 from ..models import create_model
+from ..models.registry import to_channels_last
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .evaluator import evaluate_split, pick_device, write_json
 
@@ -152,7 +153,7 @@ class Trainer:
         torch.manual_seed(cfg.train.seed)
         self.model = create_model(cfg.model.name, num_classes=len(pids), **cfg.model.args).to(self.device)
         if cfg.train.channels_last:
-            self.model.to(memory_format=torch.channels_last)
+            to_channels_last(self.model)
         self.num_classes = len(pids)
         self.plan = stage_plan(cfg)
         self._base_trainable = {n: p.requires_grad for n, p in self.model.named_parameters()}

@@ -25,6 +25,7 @@ from ..data.sampling import TemporalSampler
 from ..data.tracklet import Tracklet
 from ..data.transforms import ClipTransform
 from ..data.video import ClipDataset, FrameDataset, read_frame
+from ..models.registry import to_channels_last
 
 
 class _ChunkDataset(Dataset):
@@ -101,7 +102,7 @@ def extract_features(model: torch.nn.Module, root, tracklets: list[Tracklet], sa
     """
     model.eval().to(device)
     if channels_last:
-        model.to(memory_format=torch.channels_last)
+        to_channels_last(model)
     N = len(tracklets)
     wrap = (lambda it, n: __import__("tqdm").tqdm(it, total=n, leave=False, desc="extract")) if progress else (lambda it, n: it)
     if sampler.strategy == "all" and getattr(model, "frame_decomposable", False) and flow is None:

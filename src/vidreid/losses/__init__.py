@@ -21,7 +21,7 @@ import torch.nn as nn
 
 from ..errors import ConfigError
 from ..models.output import ModelOutput
-from .metric import (BatchHardTripletLoss, CrossEntropyLoss, OIMLoss, PyramidRankingLoss, SiameseHingeLoss,
+from .metric import (BatchHardTripletLoss, CrossEntropyLoss, OIMLoss, PartTripletLoss, PyramidRankingLoss, SiameseHingeLoss,
                      pairwise_distance)
 
 
@@ -39,8 +39,9 @@ LOSSES: dict[str, type[nn.Module]] = {
     "pyramid_ranking": PyramidRankingLoss,
     "siamese_hinge": SiameseHingeLoss,
     "oim": OIMLoss,
+    "part_triplet": PartTripletLoss,
 }
-DEFAULT_INPUT = {"oim": "features", "cross_entropy": "logits", "triplet": "features", "pyramid_ranking": "frame_maps"}
+DEFAULT_INPUT = {"oim": "features", "part_triplet": "refined_maps", "cross_entropy": "logits", "triplet": "features", "pyramid_ranking": "frame_maps"}
 
 
 class CompositeLoss(nn.Module):
@@ -103,5 +104,5 @@ class CompositeLoss(nn.Module):
         return total, parts
 
 
-__all__ = ["CompositeLoss", "CrossEntropyLoss", "OIMLoss", "BatchHardTripletLoss", "PyramidRankingLoss", "SiameseHingeLoss",
+__all__ = ["CompositeLoss", "CrossEntropyLoss", "OIMLoss", "PartTripletLoss", "BatchHardTripletLoss", "PyramidRankingLoss", "SiameseHingeLoss",
            "pairwise_distance", "LOSSES"]

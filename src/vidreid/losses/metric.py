@@ -182,3 +182,31 @@ class OIMLoss(nn.Module):
         if self.training:
             self.update(x, labels)
         return loss
+
+
+class PartTripletLoss(nn.Module):
+    """The part-level ranking constraint L_p of RRU + STIM (Liu et al., AAAI 2019, Eqs. 9-10):
+    the refined maps S (B, T, C, H, W) are cut into ``strips`` horizontal strips (default: every
+    one of the H rows, as in the paper); each strip is averaged over time and width (Eq. 9) and a
+    batch-hard triplet loss with margin m is taken per strip; the strips' losses are averaged.
+    No parameters. When H is not divisible by ``strips``, strips come from adaptive average
+    pooling.
+
+    Input: maps (B, T, C, H, W), labels (B,). Output: scalar.
+    """
+
+    def __init__(self, margin: float = 0.4, distance: str = "euclidean", strips: int | None = None):
+        super().__init__()
+        self.strips = strips
+        self.triplet = BatchHardTripletLoss(margin, distance)
+
+    def strip_vectors(self, maps: torch.Tensor) -> torch.Tensor:
+        """(B, T, C, H, W) -> (B, C, R) part vectors p^r (Eq. 9)."""
+        v = maps.mean(dim=(1, 4))  # (B, C, H): over time and width
+        if self.strips is not None and self.strips != v.shape[-1]:
+            v = F.adaptive_avg_pool1d(v, self.strips)
+        return v
+
+    def forward(self, maps: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        v = self.strip_vectors(maps)
+        return sum(self.triplet(v[:, :, r], labels) for r in range(v.shape[-1])) / v.shape[-1]

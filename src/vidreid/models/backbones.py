@@ -3,6 +3,10 @@
 * ``resnet18``, ``resnet34``, ``resnet50`` (torchvision), with the common re-ID option of a
   last stride of 1 (Luo et al., "Bag of Tricks", 2019) that doubles the final map size.
 * ``efficientnet_lite0`` (timm ``tf_efficientnet_lite0``), the light backbone for CPU runs.
+* ``inception_v3`` (torchvision) up to its final inception block Mixed_7c (2048 x 8 x 8 at
+  299x299), as RRU + STIM use it (Liu et al., AAAI 2019); :func:`inception_v3_parts` also
+  gives the auxiliary classifier on Mixed_6e. Its input is normalised to [-1, 1] (mean = std
+  = 0.5), which is what torchvision's ``transform_input`` produces for the Google weights.
 
 Pretrained weights never come from the network:
 
@@ -29,8 +33,9 @@ TORCHVISION_FILES = {
     "resnet18": "resnet18-f37072fd.pth",
     "resnet34": "resnet34-b627a593.pth",
     "resnet50": "resnet50-0676ba61.pth",
+    "inception_v3": "inception_v3_google-0cc3c7bd.pth",
 }
-BACKBONES = ("resnet18", "resnet34", "resnet50", "efficientnet_lite0")
+BACKBONES = ("resnet18", "resnet34", "resnet50", "efficientnet_lite0", "inception_v3")
 
 
 def lite0_weights_path() -> Path:
@@ -99,6 +104,37 @@ class _Lite0Body(nn.Module):
         return self.m.forward_features(x)
 
 
+def inception_v3_parts(pretrained: str | None = None, aux_classes: int = 0):
+    """torchvision Inception-v3 cut for feature maps.
+
+    Returns:
+        (to_6e, to_7c, aux): ``to_6e`` maps (N, 3, H, W) to the Mixed_6e map (N, 768, h', w'),
+        ``to_7c`` continues to Mixed_7c (N, 2048, h, w); ``aux`` is the auxiliary classifier
+        (torchvision ``InceptionAux`` with ``aux_classes`` outputs; None when 0). It needs a
+        Mixed_6e map of at least 17 x 17, i.e. an input of about 299 x 299.
+    Raises:
+        ConfigError: ImageNet weights not found locally.
+    """
+    import torchvision
+    from torchvision.models.inception import InceptionAux
+
+    net = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=True, transform_input=False)
+    if pretrained:
+        path = _find_torchvision_file("inception_v3") if pretrained == "imagenet" else Path(pretrained)
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    to_6e = nn.Sequential(net.Conv2d_1a_3x3, net.Conv2d_2a_3x3, net.Conv2d_2b_3x3, net.maxpool1, net.Conv2d_3b_1x1,
+                          net.Conv2d_4a_3x3, net.maxpool2, net.Mixed_5b, net.Mixed_5c, net.Mixed_5d, net.Mixed_6a,
+                          net.Mixed_6b, net.Mixed_6c, net.Mixed_6d, net.Mixed_6e)
+    to_7c = nn.Sequential(net.Mixed_7a, net.Mixed_7b, net.Mixed_7c)
+    aux = None
+    if aux_classes > 0:
+        aux = InceptionAux(768, aux_classes)
+        if pretrained:  # the pretrained aux head up to its classifier, a fresh classifier
+            sd = {k: v for k, v in net.AuxLogits.state_dict().items() if not k.startswith("fc.")}
+            aux.load_state_dict(sd, strict=False)
+    return to_6e, to_7c, aux
+
+
 def build_backbone(name: str, pretrained: str | None = None, last_stride: int = 1) -> Backbone:
     """Build a backbone.
 
@@ -127,6 +163,9 @@ def build_backbone(name: str, pretrained: str | None = None, last_stride: int = 
             blk.downsample[0].stride = (1, 1)
         body = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4)
         return Backbone(body, net.fc.in_features, name)
+    if name == "inception_v3":
+        to_6e, to_7c, _ = inception_v3_parts(pretrained)
+        return Backbone(nn.Sequential(to_6e, to_7c), 2048, name)
     if name == "efficientnet_lite0":
         import timm
 
@@ -142,6 +181,6 @@ def build_backbone(name: str, pretrained: str | None = None, last_stride: int = 
 
 def backbone_norm(name: str) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
     """Input normalisation (mean, std) the backbone's ImageNet weights expect."""
-    if name == "efficientnet_lite0":
+    if name in ("efficientnet_lite0", "inception_v3"):
         return (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
     return (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

@@ -44,3 +44,14 @@ def create_model(name: str, num_classes: int = 0, **kwargs) -> nn.Module:
     if bad:
         raise ConfigError(f"model {name!r}: unknown key(s) {bad}; valid: {valid}")
     return _MODELS[name](num_classes=num_classes, **kwargs)
+
+
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """Put the 4-D (2D convolution) weights of ``model`` in channels_last memory format, leaving
+    3-D convolutions (5-D weights, which channels_last cannot hold) as they are. In place."""
+    import torch
+
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            m.to(memory_format=torch.channels_last)
+    return model

@@ -159,6 +159,11 @@ class STAN(nn.Module):
             ``ratio`` (Eq. 12 as printed, e_{n,k} / sum_j e_{j,k}, which is unbounded when the
             responses sum to about zero).
         embed_dim: output dimension of the last FC layer (128).
+        embed_bn: batch-normalise the FC output before the L2 normalisation (default True). The
+            paper says only "FC to 128, L2-normalised"; without BN the 128-d outputs of all
+            clips share one large common direction (cosine ~0.99 to each other at the start), the
+            OIM logits stay uniform and our CPU run did not learn (loss stuck at log C); the
+            open-reid OIM models the field's code builds on put a BatchNorm1d at this point.
 
     Input: clip float (B, N, 3, H, W). Output: :class:`ModelOutput` with ``embedding`` and
     ``features`` the L2-normalised (B, embed_dim) vector; ``aux``: ``diversity_q``,
@@ -173,7 +178,7 @@ class STAN(nn.Module):
                  num_parts: int = 6, attn_dim: int = 256, num_frames: int = 6, spatial: str = "attention",
                  enhance: str = "sop", enhance_sigma: float = 1.0, enhance_phi_scale: str = "sqrt_d",
                  enhance_product: str = "rows", temporal: str = "attention", temporal_norm: str = "softmax",
-                 embed_dim: int = 128):
+                 embed_dim: int = 128, embed_bn: bool = True):
         super().__init__()
         if enhance not in ("sop", "none"):
             raise ConfigError(f"model.enhance must be sop or none, got {enhance!r}")
@@ -192,6 +197,7 @@ class STAN(nn.Module):
         self.temporal_w = nn.Parameter(torch.zeros(num_parts, D))
         self.temporal_b = nn.Parameter(torch.zeros(num_parts))
         self.fc = nn.Linear(num_parts * D, embed_dim)
+        self.fc_bn = nn.BatchNorm1d(embed_dim) if embed_bn else None
         self._check_modes()
 
     def _check_modes(self) -> None:
@@ -238,7 +244,10 @@ class STAN(nn.Module):
             parts, arg = xh.max(1)
             t = F.one_hot(arg, N).to(xh.dtype).mean(2).permute(0, 2, 1)
         aux["temporal_attention"], aux["parts"] = t, parts
-        emb = F.normalize(self.fc(parts.flatten(1)), dim=1)
+        z = self.fc(parts.flatten(1))
+        if self.fc_bn is not None:
+            z = self.fc_bn(z)
+        emb = F.normalize(z, dim=1)
         return ModelOutput(embedding=emb, features=emb, aux=aux)
 
 
@@ -247,7 +256,7 @@ def stan(num_classes: int = 0, backbone: str = "resnet50", pretrained: str | Non
          num_parts: int = 6, attn_dim: int = 256, num_frames: int = 6, spatial: str = "attention",
          enhance: str = "sop", enhance_sigma: float = 1.0, enhance_phi_scale: str = "sqrt_d",
          enhance_product: str = "rows", temporal: str = "attention", temporal_norm: str = "softmax",
-         embed_dim: int = 128) -> STAN:
+         embed_dim: int = 128, embed_bn: bool = True) -> STAN:
     """STAN (Li et al., CVPR 2018); see :class:`STAN`. Identities are learned through the OIM
     loss's lookup table, so ``num_classes`` is not used by the model."""
     return STAN(backbone, pretrained, last_stride, num_parts, attn_dim, num_frames, spatial, enhance, enhance_sigma,
