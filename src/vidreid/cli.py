@@ -23,8 +23,23 @@ from .errors import ConfigError, VidReIDError
 def _cmd_synth(a) -> int:
     from .data.synthetic import generate
 
+    import dataclasses
+
+    from .data.synthetic import Preset
+
+    fields = {f.name: f for f in dataclasses.fields(Preset)}
+    overrides = {}
+    for item in a.set:
+        key, sep, val = item.partition("=")
+        if not sep or key not in fields:
+            raise ConfigError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of {sorted(fields)}")
+        try:
+            v = json.loads(val.replace("(", "[").replace(")", "]"))
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"--set {item!r}: {val!r} is not a number or a list") from e
+        overrides[key] = tuple(v) if isinstance(v, list) else v
     m = generate(a.layout, a.preset or a.layout, a.out, seed=a.seed, workers=a.workers, duke_style=a.duke_style,
-                 progress=not a.quiet)
+                 progress=not a.quiet, **overrides)
     print(json.dumps({k: m[k] for k in ("layout", "preset", "seed", "frames_written", "lookalike_groups", "expected")}, indent=1))
     return 0
 
@@ -165,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=None)
     s.add_argument("--duke-style", default="compact", choices=("compact", "underscore", "mixed"))
     s.add_argument("--quiet", action="store_true")
+    s.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="change a preset field, e.g. --set ids=100 --set tracklets_per_cam=[1,2] (repeatable)")
     s.set_defaults(fn=_cmd_synth)
 
     s = sub.add_parser("stats", help="print a dataset's counts as JSON")
