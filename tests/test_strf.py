@@ -137,6 +137,10 @@ def test_bad_block_indices_are_named():
         create_model("resnet3d", blocks3d=[[], [0, 5], [], []])
     with pytest.raises(ConfigError, match="strf_stages"):
         create_model("strf", strf_stages=[5])
+    # a shallower net: only the stages that get STRF need valid strf_blocks
+    create_model("resnet3d", layers=[2, 2, 3, 2], blocks3d=[[], [0], [0, 2], []])
+    with pytest.raises(ConfigError, match="strf_blocks: stage 2 has 2 blocks"):
+        create_model("strf", layers=[2, 2, 3, 2], blocks3d=[[], [0], [0, 2], []])
 
 
 def test_full_config_one_training_step(tiny_tree, tmp_path):

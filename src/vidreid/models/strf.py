@@ -257,6 +257,8 @@ class ResNet3D(nn.Module):
             if len(idx) != 4:
                 raise ConfigError(f"model.{name} must list 4 stages, got {idx}")
             for s, (ids, n) in enumerate(zip(idx, layers)):
+                if name == "strf_blocks" and (s + 1) not in strf_stages:
+                    continue  # only the stages that get STRF need valid indices
                 if any(i < 0 or i >= n for i in ids):
                     raise ConfigError(f"model.{name}: stage {s + 1} has {n} blocks, indices {ids} out of range")
         if any(s not in (1, 2, 3, 4) for s in strf_stages):
