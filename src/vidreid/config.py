@@ -229,6 +229,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             raise _key_error(e, f"override {key}") from e
         except ValidationError as e:
             raise ConfigError(f"override {ov!r}: {str(e).splitlines()[0]}") from e
+        except TypeError as e:  # e.g. a dotted index into a list (stages.0.loss=...)
+            raise ConfigError(f"override {ov!r}: {e}; a list is replaced whole (e.g. stages=[...]), "
+                              "not addressed by index") from e
     return cfg
 
 
