@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from ..config import from_container, to_container
@@ -91,7 +92,6 @@ def lr_factor(cfg, epoch_float: float, schedule=None) -> float:
 def stage_plan(cfg) -> list:
     """The stages of a config as (first epoch, end epoch, stage config); a config without
     ``stages`` is one stage over ``schedule.epochs`` that freezes nothing."""
-    from omegaconf import OmegaConf
 
     from ..config import StageConfig
 
@@ -288,7 +288,7 @@ class Trainer:
         if resume is not None:
             self.load_state_dict(load_checkpoint(resume))
         if self.rank == 0:
-            (self.out_dir / "config.yaml").write_text(__import__("omegaconf").OmegaConf.to_yaml(cfg))
+            (self.out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
         writer = None
         if self.rank == 0:
             try:

@@ -72,6 +72,25 @@ def _upsample(maps: np.ndarray, height: int, width: int) -> np.ndarray:
     return up[:, 0].reshape(*maps.shape[:-2], height, width).numpy()
 
 
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, title: str, out: str | Path) -> Path:
+    """Title, lay out, write (parents created) and close a figure."""
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    _pyplot().close(fig)
+    return out
+
+
 def plot_attention(frames: np.ndarray, spatial: np.ndarray, temporal: np.ndarray, out: str | Path) -> Path:
     """Write the receptive-field figure.
 
@@ -81,10 +100,7 @@ def plot_attention(frames: np.ndarray, spatial: np.ndarray, temporal: np.ndarray
         temporal: (T, K) temporal attention weights.
         out: PNG path (parents created).
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     T, K = spatial.shape[:2]
     H, W = frames.shape[1:3]
     up = _upsample(spatial, H, W)
@@ -99,13 +115,7 @@ def plot_attention(frames: np.ndarray, spatial: np.ndarray, temporal: np.ndarray
             axes[k + 1, n].set_title(f"part {k + 1}  t={temporal[n, k]:.2f}", fontsize=6)
     for ax in axes.flat:
         ax.axis("off")
-    fig.suptitle("spatial attention (receptive fields) and temporal weights", fontsize=8)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, "spatial attention (receptive fields) and temporal weights", out)
 
 
 def plot_feature_maps(frames: np.ndarray, raw: np.ndarray, refined: np.ndarray, out: str | Path) -> Path:
@@ -114,10 +124,7 @@ def plot_feature_maps(frames: np.ndarray, raw: np.ndarray, refined: np.ndarray, 
     Args:
         frames: uint8 (T, H, W, 3); raw, refined: (T, h, w) responses.
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     T = len(frames)
     H, W = frames.shape[1:3]
     rows = [("frame", None), ("raw X_t", _upsample(raw, H, W)), ("refined S_t", _upsample(refined, H, W))]
@@ -131,13 +138,7 @@ def plot_feature_maps(frames: np.ndarray, raw: np.ndarray, refined: np.ndarray, 
                 ax.imshow(m / max(m.max(), 1e-12), cmap="jet", alpha=0.55, vmin=0, vmax=1)
             ax.set_title(f"{label} {n}", fontsize=6)
             ax.axis("off")
-    fig.suptitle("feature-map responses: raw vs refined", fontsize=8)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, "feature-map responses: raw vs refined", out)
 
 
 @torch.no_grad()

@@ -69,6 +69,12 @@ def _frame_fn(model, compile: bool):
     return torch.compile(model.frame_features, dynamic=False), model.frame_features
 
 
+def _progress(it, total):
+    from tqdm import tqdm
+
+    return tqdm(it, total=total, leave=False, desc="extract")
+
+
 def _loader(ds, batch_size, num_workers):
     return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                       persistent_workers=False, pin_memory=False)
@@ -104,7 +110,7 @@ def extract_features(model: torch.nn.Module, root, tracklets: list[Tracklet], sa
     if channels_last:
         to_channels_last(model)
     N = len(tracklets)
-    wrap = (lambda it, n: __import__("tqdm").tqdm(it, total=n, leave=False, desc="extract")) if progress else (lambda it, n: it)
+    wrap = _progress if progress else (lambda it, n: it)
     if sampler.strategy == "all" and getattr(model, "frame_decomposable", False) and flow is None:
         import torch._inductor.config as inductor_config
 
