@@ -143,7 +143,8 @@ def plot_feature_maps(frames: np.ndarray, raw: np.ndarray, refined: np.ndarray, 
 
 @torch.no_grad()
 def visualize(kind: str, model, cfg, tracklet: str | Path, out: str | Path) -> Path:
-    """Run ``model`` on one tracklet folder and write the figure of ``kind``.
+    """Run ``model`` on one tracklet folder and write the figure of ``kind``; for ``features``
+    also print the relative frame-to-frame change of the raw and of the refined maps.
 
     Raises:
         ValueError: the model does not return what ``kind`` needs (names the aux keys needed).
@@ -162,7 +163,10 @@ def visualize(kind: str, model, cfg, tracklet: str | Path, out: str | Path) -> P
         if "raw_maps" not in o.aux or "refined_maps" not in o.aux:
             raise ValueError(f"visualize features: model {type(model).__name__} returns no 'raw_maps'/'refined_maps' "
                              "(an rru_stim model does)")
-        raw = o.aux["raw_maps"][0].float().mean(1).numpy()
-        ref = o.aux["refined_maps"][0].float().mean(1).numpy()
-        return plot_feature_maps(frames, raw, ref, out)
+        X, S = o.aux["raw_maps"][0].float(), o.aux["refined_maps"][0].float()
+        for name, maps in (("raw", X), ("refined", S)):
+            print(f"{name} maps, frame-to-frame change ||M_t - M_t-1|| / ||M_t-1||: "
+                  + " ".join(f"{float((maps[t] - maps[t - 1]).norm() / maps[t - 1].norm().clamp_min(1e-12)):.3f}"
+                             for t in range(1, len(maps))))
+        return plot_feature_maps(frames, X.mean(1).numpy(), S.mean(1).numpy(), out)
     raise ValueError(f"visualize: unknown kind {kind!r}; valid: ['attention', 'features']")
