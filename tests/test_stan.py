@@ -242,3 +242,14 @@ def test_visualize_attention_cli_writes_figure(tiny_tree, tmp_path):
     assert main(["visualize", "features", "--config", "stan/cpu_prid2011", "--tracklet", str(folder),
                  "--out", str(tmp_path / "f.png"), "model.args.pretrained=null"]) == 2  # STAN has no refined maps
     assert main(["visualize", "attention", "--config", "stan/cpu_prid2011", "--tracklet", str(tmp_path / "nope")]) == 2
+
+
+def test_all_frames_test_option(tiny_tree, tmp_path):
+    """``test_sampling.strategy=all``: every frame, in N-frame chunks whose embeddings are averaged."""
+    from vidreid.engine.evaluator import evaluate_split
+    from vidreid.engine.trainer import Trainer
+
+    cfg = _stan_cfg(tiny_tree("prid2011"), tmp_path, ["data.test_sampling.strategy=all"])
+    tr = Trainer(cfg)
+    m = evaluate_split(tr.model, tr.split, cfg)
+    assert m["num_valid_queries"] == 6 and 0 <= m["mAP"] <= 1
