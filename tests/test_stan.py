@@ -253,3 +253,13 @@ def test_all_frames_test_option(tiny_tree, tmp_path):
     tr = Trainer(cfg)
     m = evaluate_split(tr.model, tr.split, cfg)
     assert m["num_valid_queries"] == 6 and 0 <= m["mAP"] <= 1
+
+
+def test_builder_passes_every_argument_through():
+    """Each keyword of the ``stan`` builder reaches the model (a dropped one once went unnoticed)."""
+    m = create_model("stan", backbone="resnet18", num_parts=3, attn_dim=16, num_frames=5, spatial="avg",
+                     enhance="none", temporal="max", temporal_norm="ratio", embed_dim=32, embed_bn=False)
+    assert (m.num_parts, m.num_frames, m.spatial, m.temporal, m.temporal_norm) == (3, 5, "avg", "max", "ratio")
+    assert m.enhance is None and m.fc_bn is None and m.fc.out_features == 32 and m.attention.w1.shape[-1] == 16
+    e = create_model("stan", backbone="resnet18", enhance_sigma=2.0, enhance_phi_scale="none", enhance_product="paper").enhance
+    assert (e.scale, e.product) == (1.0, "paper") and float(e.decay[0, 1]) == pytest.approx(torch.exp(torch.tensor(-0.5)).item())

@@ -260,4 +260,4 @@ def stan(num_classes: int = 0, backbone: str = "resnet50", pretrained: str | Non
     """STAN (Li et al., CVPR 2018); see :class:`STAN`. Identities are learned through the OIM
     loss's lookup table, so ``num_classes`` is not used by the model."""
     return STAN(backbone, pretrained, last_stride, num_parts, attn_dim, num_frames, spatial, enhance, enhance_sigma,
-                enhance_phi_scale, enhance_product, temporal, temporal_norm, embed_dim)
+                enhance_phi_scale, enhance_product, temporal, temporal_norm, embed_dim, embed_bn)
