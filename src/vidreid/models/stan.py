@@ -161,9 +161,10 @@ class STAN(nn.Module):
         embed_dim: output dimension of the last FC layer (128).
         embed_bn: batch-normalise the FC output before the L2 normalisation (default True). The
             paper says only "FC to 128, L2-normalised"; without BN the 128-d outputs of all
-            clips share one large common direction (cosine ~0.99 to each other at the start), the
-            OIM logits stay uniform and our CPU run did not learn (loss stuck at log C); the
-            open-reid OIM models the field's code builds on put a BatchNorm1d at this point.
+            clips share one large common direction, the OIM logits stay nearly uniform and our
+            CPU run barely learned (OIM loss near log C, 5.6 rank-1 against 19.1 with the BN;
+            docs/RESULTS.md, config ``stan/cpu_prid2011_no_embed_bn``); the open-reid OIM
+            models the field's code builds on put a BatchNorm1d at this point.
 
     Input: clip float (B, N, 3, H, W). Output: :class:`ModelOutput` with ``embedding`` and
     ``features`` the L2-normalised (B, embed_dim) vector; ``aux``: ``diversity_q``,
