@@ -100,6 +100,10 @@ def test_models_of_the_ablations_run_and_give_logits():
         assert m(clip).logits is None
     with pytest.raises(Exception, match="temporal"):
         create_model("rru_stim", backbone="resnet18", height=64, width=32, temporal="gru")
+    with pytest.raises(Exception, match="17x17"):  # the Inception aux head on a small input
+        create_model("rru_stim", num_classes=3, height=160, width=160)
+    with pytest.raises(Exception, match="too small for backbone inception_v3"):
+        create_model("rru_stim", num_classes=3, height=64, width=32)
 
 
 def test_full_scale_config_one_training_step_at_299(tiny_tree, tmp_path):

@@ -40,8 +40,11 @@ def test_inflated_c2d_with_one_frame_equals_2d_resnet50():
             m.bias.data.uniform_(-0.1, 0.1)
     net2d.eval()
     m3d = create_model("resnet3d", block="c2d", last_stride=2).eval()
+    assert m3d.pretrained_parameters() == []
     missing = m3d.inflate_from_2d(net2d.state_dict())
     assert all(k.startswith(("neck", "classifier")) for k in missing)
+    pre = {id(p) for p in m3d.pretrained_parameters()}
+    assert id(m3d.conv1.weight) in pre and id(m3d.neck.weight) not in pre
     img = torch.randn(2, 3, 128, 64)
     with torch.no_grad():
         ref = torch.nn.Sequential(*list(net2d.children())[:-2])(img)
@@ -62,11 +65,9 @@ def test_i3d_and_p3dc_start_as_their_c2d_self_after_inflation():
         m.inflate_from_2d(sd)
         with torch.no_grad():
             outs[block] = m.eval().feature_maps(clip)
+    # I3D: the centre tap alone sees only the current frame; P3D-B/C: zero-scale BN after T
     for block in ("i3d", "p3dc", "p3db"):
-        if block == "i3d":  # the centre tap alone sees only the current frame
-            torch.testing.assert_close(outs[block], outs["c2d"], atol=1e-4, rtol=1e-4)
-        else:  # zero-scale BN after the temporal convolution
-            torch.testing.assert_close(outs[block], outs["c2d"], atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(outs[block], outs["c2d"], atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("integration", ["cascade_ts", "cascade_st", "parallel"])

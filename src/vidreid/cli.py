@@ -21,22 +21,21 @@ from .errors import ConfigError, VidReIDError
 
 
 def _cmd_synth(a) -> int:
-    from .data.synthetic import generate
-
     import dataclasses
 
-    from .data.synthetic import Preset
+    import yaml
 
-    fields = {f.name: f for f in dataclasses.fields(Preset)}
+    from .data.synthetic import Preset, generate
+
+    fields = {f.name for f in dataclasses.fields(Preset)}
     overrides = {}
     for item in a.set:
         key, sep, val = item.partition("=")
         if not sep or key not in fields:
             raise ConfigError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of {sorted(fields)}")
-        try:
-            v = json.loads(val.replace("(", "[").replace(")", "]"))
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"--set {item!r}: {val!r} is not a number or a list") from e
+        v = yaml.safe_load(val)
+        if not isinstance(v, (int, float, list)) or isinstance(v, bool):
+            raise ConfigError(f"--set {item!r}: {val!r} is not a number or a list such as [1,2]")
         overrides[key] = tuple(v) if isinstance(v, list) else v
     m = generate(a.layout, a.preset or a.layout, a.out, seed=a.seed, workers=a.workers, duke_style=a.duke_style,
                  progress=not a.quiet, **overrides)
@@ -158,9 +157,11 @@ def _cmd_visualize(a) -> int:
         model = create_model(cfg.model.name, num_classes=0, **cfg.model.args)
     out = Path(a.out or Path(cfg.train.output_dir) / f"visualize_{a.kind}.png")
     try:
-        path = visualize(a.kind, model, cfg, a.tracklet, out)
+        path, info = visualize(a.kind, model, cfg, a.tracklet, out)
     except ValueError as e:
         raise ConfigError(str(e)) from e
+    for k, v in info.items():  # the numbers behind the figure (features: ||M_t - M_t-1|| / ||M_t-1||)
+        print(f"{k}: {v}")
     print(f"{a.kind}: {path}")
     return 0
 

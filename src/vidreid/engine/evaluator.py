@@ -48,17 +48,16 @@ def query_gallery_distances(model, split: ReIDSplit, cfg, device="cpu", progress
         raise ConfigError(f"test.distance must be euclidean or cosine, got {t.distance!r}")
     if t.mode not in ("embedding", "pairwise"):
         raise ConfigError(f"test.mode must be embedding or pairwise, got {t.mode!r}")
+    flow = FlowCache(split.root, cfg.data.dataset, cfg.data.flow) if cfg.data.flow else None
     if t.mode == "pairwise":
         if not getattr(model, "pairwise", False):
             raise ConfigError(f"test.mode=pairwise: model {type(model).__name__} has no pair_distance")
         if t.rerank:
             raise ConfigError("test.rerank needs embeddings; it does not apply to test.mode=pairwise")
-        flow = FlowCache(split.root, cfg.data.dataset, cfg.data.flow) if cfg.data.flow else None
         kw = dict(batch_size=t.batch_size, num_workers=cfg.data.num_workers, device=device, flow=flow)
         qs = extract_states(model, split.root, split.query, sampler, tf, **kw)
         gs = extract_states(model, split.root, split.gallery, sampler, tf, **kw)
         return pairwise_distances(model, qs, gs, device=device), qs, gs
-    flow = FlowCache(split.root, cfg.data.dataset, cfg.data.flow) if cfg.data.flow else None
     kw = dict(batch_size=t.batch_size, num_workers=cfg.data.num_workers, device=device,
               channels_last=cfg.train.channels_last, progress=progress, compile=t.compile, flow=flow)
     qf = extract_features(model, split.root, split.query, sampler, tf, **kw)

@@ -113,6 +113,11 @@ def stage_index(plan: list, epoch: int) -> int:
     return len(plan) - 1
 
 
+def matches_prefix(name: str, prefixes) -> bool:
+    """Whether a parameter or module name is one of ``prefixes`` or lies below one of them."""
+    return any(name == pre or name.startswith(pre + ".") for pre in prefixes)
+
+
 def apply_model_attrs(model, attrs: dict, defaults: dict, where: str) -> None:
     """Set a stage's model attributes; attributes an earlier stage set and this one does not
     go back to their built values (``defaults`` records them).
@@ -198,14 +203,13 @@ class Trainer:
         where = f"stages[{idx}] ({st.name})" if cfg.stages else "config"
         names = [n for n, _ in self.model.named_parameters()]
         for pre in st.freeze:
-            if not any(n == pre or n.startswith(pre + ".") for n in names):
+            if not any(matches_prefix(n, [pre]) for n in names):
                 tops = sorted({n.split(".")[0] for n in names})
                 raise ConfigError(f"{where}.freeze: {pre!r} matches no parameter; top-level modules: {tops}")
         for n, p in self.model.named_parameters():
-            frozen = any(n == pre or n.startswith(pre + ".") for pre in st.freeze)
-            p.requires_grad_(self._base_trainable[n] and not frozen)
+            p.requires_grad_(self._base_trainable[n] and not matches_prefix(n, st.freeze))
         apply_model_attrs(self.model, dict(st.model_attrs), self._attr_defaults, where)
-        spec = to_container(cfg)["loss"] if st.loss is None else list(to_container(cfg)["stages"][idx]["loss"])
+        spec = to_container(cfg)["loss"] if st.loss is None else OmegaConf.to_container(st.loss, resolve=True)
         new_loss = CompositeLoss(spec, num_classes=self.num_classes).to(self.device)
         if getattr(self, "loss", None) is not None:
             new_loss.carry_state_from(self.loss)
@@ -225,7 +229,7 @@ class Trainer:
         pres = self.frozen_prefixes
         if pres:
             for n, m in self.model.named_modules():
-                if any(n == pre or n.startswith(pre + ".") for pre in pres):
+                if matches_prefix(n, pres):
                     m.eval()
 
     # ----------------------------------------------------------------------------- state

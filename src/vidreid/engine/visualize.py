@@ -10,19 +10,16 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..data.datasets.common import IMAGE_EXTS
+from ..data.datasets.common import IMAGE_EXTS, frame_number
 from ..data.sampling import TemporalSampler
-from ..data.transforms import ClipTransform
 from ..data.video import read_frame
 from ..errors import DatasetError
-
-_LAST_INT = re.compile(r"(\d+)(?!.*\d)")
+from .evaluator import make_test_transform
 
 
 def tracklet_frames(path: str | Path) -> list[Path]:
@@ -40,8 +37,10 @@ def tracklet_frames(path: str | Path) -> list[Path]:
         raise DatasetError(f"--tracklet {path}: no image ({', '.join(IMAGE_EXTS)}) in the folder")
 
     def key(p: Path):
-        m = _LAST_INT.search(p.stem)
-        return (int(m.group(1)) if m else -1, p.name)
+        try:
+            return (frame_number(p.name), p.name)
+        except ValueError:  # no digits in the name
+            return (-1, p.name)
 
     return sorted(files, key=key)
 
@@ -59,9 +58,7 @@ def load_clip(path: str | Path, cfg, model) -> tuple[torch.Tensor, np.ndarray]:
     idx = TemporalSampler(strategy, ts.seq_len, train=False, stride=ts.stride)(len(files))
     d = cfg.data
     frames = np.stack([read_frame(files[i], d.height, d.width) for i in idx])
-    mean, std = getattr(model, "input_norm", ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)))
-    tf = ClipTransform(d.height, d.width, train=False, mean=tuple(mean), std=tuple(std),
-                       color=getattr(model, "input_color", "rgb"))
+    tf = make_test_transform(cfg, model)
     clip, _ = tf(frames, tf.draw(None))
     return clip[None], frames
 
@@ -141,10 +138,19 @@ def plot_feature_maps(frames: np.ndarray, raw: np.ndarray, refined: np.ndarray, 
     return _save(fig, "feature-map responses: raw vs refined", out)
 
 
+def map_changes(maps: torch.Tensor) -> list[float]:
+    """Relative frame-to-frame change ||M_t - M_{t-1}|| / ||M_{t-1}|| of (T, ...) maps, t = 1..T-1."""
+    return [float((maps[t] - maps[t - 1]).norm() / maps[t - 1].norm().clamp_min(1e-12)) for t in range(1, len(maps))]
+
+
 @torch.no_grad()
-def visualize(kind: str, model, cfg, tracklet: str | Path, out: str | Path) -> Path:
-    """Run ``model`` on one tracklet folder and write the figure of ``kind``; for ``features``
-    also print the relative frame-to-frame change of the raw and of the refined maps.
+def visualize(kind: str, model, cfg, tracklet: str | Path, out: str | Path) -> tuple[Path, dict]:
+    """Run ``model`` on one tracklet folder and write the figure of ``kind``.
+
+    Returns:
+        (the PNG path, a dict of numbers behind the figure: for ``features``, ``raw_change`` and
+        ``refined_change``, the :func:`map_changes` of X and S; for ``attention``, the
+        ``temporal_attention`` weights (T x K)).
 
     Raises:
         ValueError: the model does not return what ``kind`` needs (names the aux keys needed).
@@ -158,15 +164,13 @@ def visualize(kind: str, model, cfg, tracklet: str | Path, out: str | Path) -> P
                              "(a STAN model does)")
         s = o.aux["spatial_attention"][0].float().numpy()
         t = o.aux.get("temporal_attention", torch.full(s.shape[:2], 1.0 / s.shape[0])[None])[0].float().numpy()
-        return plot_attention(frames, s, t, out)
+        return plot_attention(frames, s, t, out), {"temporal_attention": t.round(3).tolist()}
     if kind == "features":
         if "raw_maps" not in o.aux or "refined_maps" not in o.aux:
             raise ValueError(f"visualize features: model {type(model).__name__} returns no 'raw_maps'/'refined_maps' "
                              "(an rru_stim model does)")
         X, S = o.aux["raw_maps"][0].float(), o.aux["refined_maps"][0].float()
-        for name, maps in (("raw", X), ("refined", S)):
-            print(f"{name} maps, frame-to-frame change ||M_t - M_t-1|| / ||M_t-1||: "
-                  + " ".join(f"{float((maps[t] - maps[t - 1]).norm() / maps[t - 1].norm().clamp_min(1e-12)):.3f}"
-                             for t in range(1, len(maps))))
-        return plot_feature_maps(frames, X.mean(1).numpy(), S.mean(1).numpy(), out)
+        info = {"raw_change": [round(v, 3) for v in map_changes(X)],
+                "refined_change": [round(v, 3) for v in map_changes(S)]}
+        return plot_feature_maps(frames, X.mean(1).numpy(), S.mean(1).numpy(), out), info
     raise ValueError(f"visualize: unknown kind {kind!r}; valid: ['attention', 'features']")

@@ -131,7 +131,9 @@ def inception_v3_parts(pretrained: str | None = None, aux_classes: int = 0):
         aux = InceptionAux(768, aux_classes)
         if pretrained:  # the pretrained aux head up to its classifier, a fresh classifier
             sd = {k: v for k, v in net.AuxLogits.state_dict().items() if not k.startswith("fc.")}
-            aux.load_state_dict(sd, strict=False)
+            missing, unexpected = aux.load_state_dict(sd, strict=False)
+            if unexpected or any(not k.startswith("fc.") for k in missing):
+                raise ValueError(f"Inception-v3 aux head: unexpected {unexpected}, missing {missing}")
     return to_6e, to_7c, aux
 
 

@@ -153,6 +153,10 @@ class RRUSTIM(nn.Module):
     ``features`` = f (B, 256) (B, C for ``temporal="avg"``), ``logits`` and, with the
     auxiliary classifier, ``aux["aux_logits"]`` (per-frame auxiliary logits averaged over T)
     in training; ``aux["raw_maps"]`` X and ``aux["refined_maps"]`` S, both (B, T, C, H, W).
+
+    Raises:
+        ConfigError: unknown gate, gate_input or temporal; the auxiliary classifier with an input
+            too small for it (it needs about 299 x 299).
     """
 
     frame_decomposable = False
@@ -175,8 +179,16 @@ class RRUSTIM(nn.Module):
         with torch.no_grad():
             was = self.training
             self.eval()
-            h, w = self._maps(torch.zeros(1, 3, height, width))[0].shape[-2:]
+            try:
+                maps, m6 = self._maps(torch.zeros(1, 3, height, width))
+            except RuntimeError as e:
+                raise ConfigError(f"model.args.height/width {height}x{width}: too small for backbone {backbone} ({e})") from e
             self.train(was)
+        h, w = maps.shape[-2:]
+        if self.aux is not None and min(m6.shape[-2:]) < 17:
+            raise ConfigError(f"model.aux_classifier: Inception-v3's auxiliary classifier needs a Mixed_6e map of at "
+                              f"least 17x17, i.e. an input of about 299x299; model.args.height/width {height}x{width} "
+                              f"give {tuple(m6.shape[-2:])}. Set aux_classifier: false or a larger input")
         self.feat_hw = (int(h), int(w))
         self.rru = RRU(C, h * w, gate, gate_input) if rru else None
         self.temporal = temporal

@@ -292,6 +292,7 @@ class ResNet3D(nn.Module):
         self.classifier = nn.Linear(inplanes, num_classes, bias=False) if num_classes > 0 else None
         if self.classifier is not None:
             nn.init.normal_(self.classifier.weight, std=0.001)
+        self._inflated: set[str] = set()  # names of the parameters loaded from 2D weights
         if pretrained:
             path = _find_torchvision_file("resnet50") if pretrained == "imagenet" else Path(pretrained)
             self.inflate_from_2d(torch.load(path, map_location="cpu", weights_only=True))
@@ -324,10 +325,13 @@ class ResNet3D(nn.Module):
                 else:
                     raise ValueError(f"inflate {k}: shape {tuple(v.shape)} vs {tuple(dst.shape)}")
                 loaded.add(k)
+        self._inflated = loaded
         return sorted(set(own) - loaded)
 
     def pretrained_parameters(self):
-        return [p for n, p in self.named_parameters() if not n.startswith(("neck", "classifier"))]
+        """The parameters that came from 2D weights (none without ``pretrained``); new ones
+        (temporal convolutions, STRF, neck, classifier) train at the base lr."""
+        return [p for n, p in self.named_parameters() if n in self._inflated]
 
     def feature_maps(self, clip: torch.Tensor) -> torch.Tensor:
         """(B, T, 3, H, W) -> (B, 2048, T, h, w)."""
