@@ -114,6 +114,7 @@ def inception_v3_parts(pretrained: str | None = None, aux_classes: int = 0):
         Mixed_6e map of at least 17 x 17, i.e. an input of about 299 x 299.
     Raises:
         ConfigError: ImageNet weights not found locally.
+        ValueError: the weights file's auxiliary head does not fit torchvision's (names the keys).
     """
     import torchvision
     from torchvision.models.inception import InceptionAux
