@@ -20,8 +20,18 @@ def test_mars_real_metadata(tmp_path):
     assert st["test_tracklets_total"] == 12180
     assert st["test_junk_tracklets"] == 870 and st["excluded"]["junk_tracklets"] == 870
     assert st["test_distractor_tracklets"] == 3248
-    assert st["query"]["tracklets"] == 1980 and st["gallery"]["tracklets"] == 9330
+    # the official gallery (test_mars.m: every test tracklet, the queries too, minus junk)
+    assert st["gallery_protocol"] == "all_test"
+    assert st["query"]["tracklets"] == 1980 and st["gallery"]["tracklets"] == 12180 - 870 == 11310
+    assert st["query"]["valid"] == 1980 and st["query"]["skipped_no_cross_camera_match"] == 0
     split = ds.split()
+    # every query is in the gallery: the evaluator's same-pid-same-camid rule removes it per query
+    gal = {t.name for t in split.gallery}
+    assert all(q.name in gal for q in split.query)
+    # torchreid's protocol, kept as the option
+    st2 = MARS(tmp_path, verify_files=False, gallery="exclude_query").stats()
+    assert st2["gallery"]["tracklets"] == 9330
+    assert st2["query"]["valid"] == 1840 and st2["query"]["skipped_no_cross_camera_match"] == 140
     # frames ordered by frame number inside every tracklet
     for t in split.query[:200]:
         nums = [int(f[-7:-4]) for f in t.frames]
@@ -35,7 +45,35 @@ def test_mars_cli_stats(tmp_path, capsys):
     (tmp_path / "info").symlink_to(shared_path("mars_info"))
     assert main(["stats", "--dataset", "mars", "--root", str(tmp_path), "--no-verify-files"]) == 0
     st = json.loads(capsys.readouterr().out)
-    assert (st["query"]["tracklets"], st["gallery"]["tracklets"], st["excluded"]["junk_tracklets"]) == (1980, 9330, 870)
+    assert (st["query"]["tracklets"], st["gallery"]["tracklets"], st["excluded"]["junk_tracklets"]) == (1980, 11310, 870)
+    assert st["query"]["valid"] == 1980
+    assert main(["stats", "--dataset", "mars", "--root", str(tmp_path), "--no-verify-files",
+                 "--mars-gallery", "exclude_query"]) == 0
+    st = json.loads(capsys.readouterr().out)
+    assert (st["gallery"]["tracklets"], st["query"]["valid"], st["query"]["skipped_no_cross_camera_match"]) == (9330, 1840, 140)
+
+
+def test_mars_real_evaluation_shapes(tmp_path):
+    """End to end through evaluate_rank on the real ids: with the official gallery every query
+    is scored (none skipped) and its own tracklet never counts as a match; with torchreid's
+    protocol 140 queries are skipped."""
+    import numpy as np
+
+    from vidreid.metrics import evaluate_rank
+
+    (tmp_path / "info").symlink_to(shared_path("mars_info"))
+    for gallery, valid in (("all_test", 1980), ("exclude_query", 1840)):
+        s = MARS(tmp_path, verify_files=False, gallery=gallery).split()
+        f = lambda ts, a: np.array([getattr(t, a) for t in ts])  # noqa: E731
+        qp, gp, qc, gc = f(s.query, "pid"), f(s.gallery, "pid"), f(s.query, "camid"), f(s.gallery, "camid")
+        # a distance that puts each query's own tracklet first: it must not be a rank-1 hit
+        pos = {t.name: j for j, t in enumerate(s.gallery)}
+        d = np.random.default_rng(0).random((len(qp), len(gp))) + 1.0
+        if gallery == "all_test":
+            d[np.arange(len(qp)), [pos[q.name] for q in s.query]] = 0.0
+        r = evaluate_rank(d, qp, gp, qc, gc)
+        assert r.num_valid_queries == valid and r.num_skipped_queries == 1980 - valid
+        assert r.cmc[0] < 0.05  # random order otherwise: the self-match was excluded
 
 
 def test_prid_real_splits_shape():

@@ -1,7 +1,7 @@
 """The ``vidreid`` command line: one entry point, subcommands.
 
     vidreid synth   --layout {prid2011,ilidsvid,mars,dukev,folder} --preset NAME --out DIR [--seed N]
-    vidreid stats   --dataset NAME --root DIR [--no-verify-files] [--split-id N]
+    vidreid stats   --dataset NAME --root DIR [--no-verify-files] [--split-id N] [--mars-gallery all_test|exclude_query]
     vidreid train   --config FILE [--resume CKPT] [key=value ...]
     vidreid test    --config FILE [--checkpoint CKPT] [--out DIR] [--rerank] [--visrank K] [key=value ...]
     vidreid flow    --dataset NAME --root DIR --method {tvl1,farneback,lk} [--workers N]
@@ -46,7 +46,8 @@ def _cmd_synth(a) -> int:
 def _cmd_stats(a) -> int:
     from .data.datasets import build_dataset
 
-    ds = build_dataset(a.dataset, a.root, verify_files=not a.no_verify_files)
+    kw = {"gallery": a.mars_gallery} if a.dataset == "mars" else {}
+    ds = build_dataset(a.dataset, a.root, verify_files=not a.no_verify_files, **kw)
     print(json.dumps(ds.stats(a.split_id), indent=1))
     return 0
 
@@ -71,7 +72,7 @@ def _cmd_train(a) -> int:
 
 def _cmd_test(a) -> int:
     from .config import load_config
-    from .data.datasets import build_dataset
+    from .data.datasets import build_dataset_from_config
     from .engine.evaluator import evaluate_split, format_table, pick_device, summarize, write_json
     from .engine.reports import plot_cmc, write_visrank
     from .engine.trainer import load_model_from_checkpoint
@@ -85,7 +86,7 @@ def _cmd_test(a) -> int:
     else:
         model = create_model(cfg.model.name, num_classes=0, **cfg.model.args)
         trained_split = None
-    ds = build_dataset(cfg.data.dataset, cfg.data.root, verify_files=cfg.data.verify_files, min_seq_len=cfg.data.min_seq_len)
+    ds = build_dataset_from_config(cfg.data)
     if cfg.data.split_id == "all":
         splits = list(range(ds.num_splits))
         if trained_split is not None and ds.num_splits > 1:
@@ -190,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--root", required=True)
     s.add_argument("--no-verify-files", action="store_true", help="MARS: do not check the frame files exist")
     s.add_argument("--split-id", type=int, default=0)
+    s.add_argument("--mars-gallery", choices=["all_test", "exclude_query"], default="all_test",
+                   help="MARS gallery: all_test (official evaluation, default) or exclude_query (torchreid's)")
     s.set_defaults(fn=_cmd_stats)
 
     s = sub.add_parser("train", help="train (and evaluate) as a config says")

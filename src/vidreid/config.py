@@ -54,6 +54,9 @@ class DataConfig:
     train_sampling: SamplingConfig = field(default_factory=SamplingConfig)
     test_sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(strategy="all", seq_len=8))
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # MARS gallery: all_test (the official evaluation and the papers: every test tracklet, the
+    # queries included, minus junk) | exclude_query (torchreid's: queries removed). docs/datasets.md
+    mars_gallery: str = "all_test"
     flow: Optional[str] = None  # optical-flow input: null | tvl1 | farneback | lk (cache from `vidreid flow`)
 
 

@@ -80,5 +80,19 @@ class ReIDSplit:
             }
         if any(t.pid == 0 for t in self.gallery) and self.dataset == "mars":
             out["gallery"]["distractor_tracklets"] = sum(1 for t in self.gallery if t.pid == 0)
+        valid = self.valid_queries()
+        out["query"]["valid"] = int(valid.sum())
+        out["query"]["skipped_no_cross_camera_match"] = int(len(valid) - valid.sum())
         out["excluded"] = dict(self.excluded)
         return out
+
+    def valid_queries(self):
+        """bool array (Q,): the queries with at least one gallery tracklet of their pid from
+        another camera. The others have no correct match once same-pid-same-camid items are
+        excluded (every protocol here) and are skipped by :func:`vidreid.metrics.evaluate_rank`."""
+        import numpy as np
+
+        cams: dict[int, set[int]] = {}
+        for t in self.gallery:
+            cams.setdefault(t.pid, set()).add(t.camid)
+        return np.array([bool(cams.get(q.pid, set()) - {q.camid}) for q in self.query], bool)

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from ..config import from_container, to_container
-from ..data.datasets import build_dataset
+from ..data.datasets import build_dataset_from_config
 from ..data.flow import FlowCache
 from ..data.samplers import PKBatchSampler
 from ..data.sampling import TemporalSampler
@@ -150,8 +150,7 @@ class Trainer:
         sid = cfg.data.split_id if split_id is None else split_id
         if not isinstance(sid, int):
             raise ConfigError(f"data.split_id: Trainer needs an int, got {sid!r} (use train_all_splits for 'all')")
-        self.dataset = build_dataset(cfg.data.dataset, cfg.data.root, verify_files=cfg.data.verify_files,
-                                     min_seq_len=cfg.data.min_seq_len)
+        self.dataset = build_dataset_from_config(cfg.data)
         self.split = self.dataset.split(sid)
         pids = sorted({t.pid for t in self.split.train})
         self.labels = {p: i for i, p in enumerate(pids)}
@@ -392,7 +391,7 @@ def train_all_splits(cfg) -> dict:
     ``output_dir/split_<i>``; returns and writes per-split metrics and their mean +- std."""
     from .evaluator import summarize
 
-    ds = build_dataset(cfg.data.dataset, cfg.data.root, verify_files=cfg.data.verify_files, min_seq_len=cfg.data.min_seq_len)
+    ds = build_dataset_from_config(cfg.data)
     per = []
     base = Path(cfg.train.output_dir)
     for s in range(ds.num_splits):

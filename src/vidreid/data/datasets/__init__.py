@@ -31,5 +31,18 @@ def build_dataset(name: str, root, **kwargs) -> VideoReIDDataset:
     return DATASETS[name](root, **kwargs)
 
 
-__all__ = ["DATASETS", "build_dataset", "VideoReIDDataset", "MARS", "PRID2011", "ILIDSVID",
+def build_dataset_from_config(data_cfg, root=None) -> VideoReIDDataset:
+    """The dataset of a config's ``data`` section (``dataset``, ``root``, ``verify_files``,
+    ``min_seq_len`` and the protocol options: ``mars_gallery`` for MARS).
+
+    Raises:
+        ConfigError, DatasetError: as :func:`build_dataset`.
+    """
+    kw = dict(verify_files=data_cfg.verify_files, min_seq_len=data_cfg.min_seq_len)
+    if data_cfg.dataset == "mars":
+        kw["gallery"] = data_cfg.mars_gallery
+    return build_dataset(data_cfg.dataset, data_cfg.root if root is None else root, **kw)
+
+
+__all__ = ["DATASETS", "build_dataset", "build_dataset_from_config", "VideoReIDDataset", "MARS", "PRID2011", "ILIDSVID",
            "DukeMTMCVideoReID", "FolderDataset"]

@@ -12,10 +12,21 @@ Layout::
 Frame names are ``PPPPCcTttttFfff.jpg``: pid (4 characters), camera 1-6, tracklet number,
 frame number. ``start``/``end`` are 1-based inclusive line numbers into the name file.
 
-Protocol (as the MARS-evaluation code and the public loaders use it): query = the test rows
-listed in ``query_IDX``; gallery = the other test rows except junk (pid -1), which are excluded
-and counted; distractors (pid 0) stay in the gallery. Published numbers: train 625 ids / 8,298
-tracklets; test 12,180 tracklets (870 junk, 3,248 distractors); 1,980 queries, 9,330 gallery.
+Protocol: query = the test rows listed in ``query_IDX`` (1,980). Two galleries
+(``gallery=``, config key ``data.mars_gallery``):
+
+* ``"all_test"`` (default): the official MARS evaluation (``test_mars.m`` of
+  liangzheng06/MARS-evaluation: ``feat_gallery = video_feat_test``) and the papers built on it
+  (AP3D, STRF, ...): *every* test tracklet, the queries included, minus junk (pid -1).
+  12,180 - 870 = 11,310 gallery tracklets; all 1,980 queries have a cross-camera match. A
+  query's own tracklet, like every gallery item of its pid *and* camid, is excluded from its
+  ranking by the evaluator (:func:`vidreid.metrics.evaluate_rank`), as ``test_mars.m`` does.
+* ``"exclude_query"``: torchreid's loader: the query rows removed from the gallery.
+  9,330 gallery tracklets; 140 queries are left with no cross-camera match and are skipped.
+
+Junk is excluded and counted (``excluded["junk_tracklets"]``); distractors (pid 0) stay in the
+gallery. Published numbers: train 625 ids / 8,298 tracklets; test 12,180 tracklets (870 junk,
+3,248 distractors); 1,980 queries.
 """
 
 from __future__ import annotations
@@ -25,7 +36,7 @@ import re
 import numpy as np
 import scipy.io
 
-from ...errors import DatasetError
+from ...errors import ConfigError, DatasetError
 from ..tracklet import ReIDSplit, Tracklet
 from .base import VideoReIDDataset
 from .common import require_dir, require_file
@@ -55,8 +66,13 @@ def _read_names(path) -> list[str]:
 class MARS(VideoReIDDataset):
     name = "mars"
 
-    def __init__(self, root, verify_files: bool = True, min_seq_len: int = 0):
+    GALLERIES = ("all_test", "exclude_query")
+
+    def __init__(self, root, verify_files: bool = True, min_seq_len: int = 0, gallery: str = "all_test"):
         super().__init__(root, verify_files, min_seq_len)
+        if gallery not in self.GALLERIES:
+            raise ConfigError(f"data.mars_gallery: must be one of {list(self.GALLERIES)}, got {gallery!r}")
+        self.gallery_protocol = gallery
         info = self.root / "info"
         require_dir(info, "the MARS info/ folder with tracks_*_info.mat, query_IDX.mat, *_name.txt")
         self.train_names = _read_names(info / "train_name.txt")
@@ -131,8 +147,9 @@ class MARS(VideoReIDDataset):
         if junk_q:
             raise DatasetError(f"{self.root / 'info/query_IDX.mat'}: {junk_q} queries are junk (pid -1)")
         gallery, junk = [], 0
+        drop_queries = self.gallery_protocol == "exclude_query"
         for i, t in enumerate(self.test_tracklets):
-            if is_query[i]:
+            if drop_queries and is_query[i]:
                 continue
             if t.pid == -1:
                 junk += 1
@@ -149,4 +166,5 @@ class MARS(VideoReIDDataset):
         s["test_tracklets_total"] = len(self.test_tracklets)
         s["test_distractor_tracklets"] = sum(1 for t in self.test_tracklets if t.pid == 0)
         s["test_junk_tracklets"] = sum(1 for t in self.test_tracklets if t.pid == -1)
+        s["gallery_protocol"] = self.gallery_protocol
         return s
