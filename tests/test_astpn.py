@@ -126,7 +126,8 @@ def test_config_trains_one_epoch_and_tests_both_ways(tiny_tree, tmp_path):
     compute_flow_cache(build_dataset("prid2011", root), "lk")
     ov = [f"data.root={root}", "data.height=64", "data.width=32", "model.args.height=56", "model.args.width=24",
           "data.num_workers=0", "data.p=3", "data.train_sampling.seq_len=4", "data.test_sampling.seq_len=4",
-          "schedule.epochs=1", f"train.output_dir={tmp_path / 'o'}", "train.progress=false"]
+          "schedule.epochs=1", f"train.output_dir={tmp_path / 'o'}", "train.progress=false", "data.split_id=0"]
+    assert load_config("astpn/prid2011").data.split_id == "all"  # the paper recipe runs the 10 splits
     cfg = load_config("astpn/prid2011", ov)
     tr = Trainer(cfg)
     m = tr.fit()

@@ -27,6 +27,11 @@ def test_loader_counts_match_generator(tiny_tree, layout):
             assert st[sub][k] == exp[sub][k], (sub, k)
     assert st["excluded"] == exp["excluded"]
     assert st["num_splits"] == exp["num_splits"]
+    assert st["query"]["valid"] == st["query"]["tracklets"]  # the generator leaves every query a match
+    if layout == "mars":
+        st = build_dataset(layout, root, gallery="exclude_query").stats()
+        for k in ("ids", "tracklets", "frames"):
+            assert st["gallery"][k] == exp["gallery_exclude_query"][k]
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)

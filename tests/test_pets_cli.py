@@ -34,7 +34,7 @@ def test_cli_train_then_test(tiny_tree, tmp_path, capsys):
               "data.num_workers=1", "model.args={backbone: resnet18, pretrained: null}", "schedule.epochs=2",
               "train.progress=false", f"train.output_dir={tmp_path / 'run'}"]
     assert main(["train", "--config", "demo/prid2011", *common]) == 0
-    assert "| ilidsvid | split 0 | baseline |" in capsys.readouterr().out
+    assert "| ilidsvid | split 0 of 10 | baseline |" in capsys.readouterr().out
     assert main(["test", "--config", "demo/prid2011", "--checkpoint", str(tmp_path / "run" / "checkpoint.pt"),
                  "--out", str(tmp_path / "t"), *common]) == 0
     res = json.loads((tmp_path / "t" / "metrics.json").read_text())

@@ -118,7 +118,8 @@ def test_full_scale_config_one_training_step_at_299(tiny_tree, tmp_path):
 
     root = tmp_path / "prid"
     shutil.copytree(tiny_tree("prid2011"), root)
-    cfg = load_config("rru_stim/prid2011", [f"data.root={root}", "data.num_workers=0", "data.p=2", "data.k=2",
+    assert load_config("rru_stim/prid2011").data.split_id == "all"
+    cfg = load_config("rru_stim/prid2011", [f"data.root={root}", "data.split_id=0", "data.num_workers=0", "data.p=2", "data.k=2",
                                             "data.min_seq_len=0", "data.train_sampling.seq_len=2",
                                             "model.args.pretrained=null", f"train.output_dir={tmp_path / 'o'}",
                                             "train.progress=false"])

@@ -208,7 +208,7 @@ def test_full_scale_config_one_training_step(tiny_tree, tmp_path, name):
 
     root = tmp_path / name
     shutil.copytree(tiny_tree(name), root)
-    cfg = load_config(f"stan/{name}", [f"data.root={root}", "data.height=64", "data.width=32", "data.num_workers=0",
+    cfg = load_config(f"stan/{name}", [f"data.root={root}", "data.split_id=0", "data.height=64", "data.width=32", "data.num_workers=0",
                                        "data.p=2", "data.k=2", "model.args.pretrained=null",
                                        f"train.output_dir={tmp_path / 'out'}", "train.progress=false"])
     tr = Trainer(cfg)

@@ -52,6 +52,12 @@ def _cmd_stats(a) -> int:
     return 0
 
 
+def split_label(split_id: int, num_splits: int) -> str:
+    """How a result table names its protocol: "split 0 of 10" (one split of a 10-split protocol,
+    not comparable to the papers' means), or "single split" (MARS, DukeV, folder)."""
+    return f"split {split_id} of {num_splits}" if num_splits > 1 else "single split"
+
+
 def _cmd_train(a) -> int:
     from .config import load_config
     from .engine.evaluator import format_table
@@ -60,11 +66,14 @@ def _cmd_train(a) -> int:
     cfg = load_config(a.config, a.overrides)
     if cfg.data.split_id == "all":
         res = train_all_splits(cfg)
-        row = dict(res["summary"], dataset=cfg.data.dataset, protocol=f"{res['summary']['num_splits']} splits",
-                   model=cfg.model.name)
+        n = res["summary"]["num_splits"]
+        row = dict(res["summary"], dataset=cfg.data.dataset, model=cfg.model.name,
+                   protocol=f"mean ± std of {n} splits" if n > 1 else "single split")
     else:
-        res = Trainer(cfg).fit(resume=a.resume)
-        row = dict(res, dataset=cfg.data.dataset, protocol=f"split {cfg.data.split_id}", model=cfg.model.name)
+        tr = Trainer(cfg)
+        res = tr.fit(resume=a.resume)
+        row = dict(res, dataset=cfg.data.dataset, model=cfg.model.name,
+                   protocol=split_label(cfg.data.split_id, tr.split.num_splits))
     print(format_table([row]))
     print(f"metrics: {Path(cfg.train.output_dir) / 'metrics.json'}")
     return 0
@@ -81,8 +90,9 @@ def _cmd_test(a) -> int:
     overrides = list(a.overrides) + (["test.rerank=true"] if a.rerank else [])
     cfg = load_config(a.config, overrides)
     if a.checkpoint:
-        model, _, st = load_model_from_checkpoint(a.checkpoint)
-        trained_split = st.get("split_id", 0)
+        model, ck_cfg, st = load_model_from_checkpoint(a.checkpoint)
+        # only a checkpoint trained on this dataset has seen some of its splits' test people
+        trained_split = st.get("split_id", 0) if ck_cfg.data.dataset == cfg.data.dataset else None
     else:
         model = create_model(cfg.model.name, num_classes=0, **cfg.model.args)
         trained_split = None
@@ -112,11 +122,11 @@ def _cmd_test(a) -> int:
     write_json(res, out_dir / "metrics.json")
     png = plot_cmc(per, out_dir / "cmc.png", title=f"{cfg.data.dataset}: {name}")
     if len(per) > 1:
-        print(format_table([dict(r, dataset=cfg.data.dataset, model=name, protocol=f"split {r['split_id']}") for r in per],
-                           title="per split"))
+        print(format_table([dict(r, dataset=cfg.data.dataset, model=name, protocol=split_label(r["split_id"], ds.num_splits))
+                            for r in per], title="per split"))
         print()
     row = dict(res["summary"], dataset=cfg.data.dataset, model=name,
-               protocol=f"mean ± std of {len(splits)} splits" if len(splits) > 1 else f"split {splits[0]}")
+               protocol=f"mean ± std of {len(splits)} splits" if len(splits) > 1 else split_label(splits[0], ds.num_splits))
     print(format_table([row]))
     print(f"metrics: {out_dir / 'metrics.json'}; CMC curve: {png}")
     return 0

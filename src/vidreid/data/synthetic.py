@@ -361,11 +361,14 @@ def _plan_mars(p: Preset, seed: int, root: Path) -> tuple[Plan, dict]:
 
     test = info["test"]
     qset = set(query_rows)
-    gal = [(r[2], r[1] - r[0] + 1) for k, r in enumerate(test, 1) if k not in qset and r[2] != -1]
+    # the official gallery (every non-junk test tracklet, the queries too) and torchreid's
+    gal = [(r[2], r[1] - r[0] + 1) for r in test if r[2] != -1]
+    gal_xq = [(r[2], r[1] - r[0] + 1) for k, r in enumerate(test, 1) if k not in qset and r[2] != -1]
     plan.expected = {
         "train": _subset_counts([(r[2], r[1] - r[0] + 1) for r in info["train"]]),
         "query": _subset_counts([(test[k - 1][2], test[k - 1][1] - test[k - 1][0] + 1) for k in query_rows]),
         "gallery": _subset_counts(gal),
+        "gallery_exclude_query": _subset_counts(gal_xq),
         "excluded": {"junk_tracklets": p.junk},
         "num_splits": 1,
         "test_distractor_tracklets": p.distractor_ids,

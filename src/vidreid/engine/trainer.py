@@ -148,9 +148,11 @@ class Trainer:
         self.rank, self.world = _dist()
         self.device = pick_device(cfg.train.device)
         sid = cfg.data.split_id if split_id is None else split_id
+        self.dataset = build_dataset_from_config(cfg.data)
+        if sid == "all" and self.dataset.num_splits == 1:
+            sid = 0  # "all" of a one-split protocol (MARS, DukeV, folder) is that split
         if not isinstance(sid, int):
             raise ConfigError(f"data.split_id: Trainer needs an int, got {sid!r} (use train_all_splits for 'all')")
-        self.dataset = build_dataset_from_config(cfg.data)
         self.split = self.dataset.split(sid)
         pids = sorted({t.pid for t in self.split.train})
         self.labels = {p: i for i, p in enumerate(pids)}
@@ -388,12 +390,18 @@ def load_model_from_checkpoint(path, cfg=None):
 
 def train_all_splits(cfg) -> dict:
     """Train and evaluate on every split of the protocol (``data.split_id=all``), each in
-    ``output_dir/split_<i>``; returns and writes per-split metrics and their mean +- std."""
+    ``output_dir/split_<i>``; returns and writes per-split metrics and their mean +- std. A
+    one-split protocol (MARS, DukeMTMC-VideoReID, folder) trains once in ``output_dir``."""
     from .evaluator import summarize
 
     ds = build_dataset_from_config(cfg.data)
-    per = []
     base = Path(cfg.train.output_dir)
+    if ds.num_splits == 1:
+        c = cfg.copy()
+        c.data.split_id = 0
+        per = [Trainer(c, 0).fit()]
+        return {"per_split": per, "summary": summarize(per)}
+    per = []
     for s in range(ds.num_splits):
         c = cfg.copy()
         c.train.output_dir = str(base / f"split_{s}")

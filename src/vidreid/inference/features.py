@@ -1,21 +1,39 @@
 """Tracklet feature extraction, usable on its own (no trainer needed).
 
-Three paths, chosen by the test sampling and the model:
+With the ``all`` test sampling (every frame of a tracklet), the path depends on the model, and
+each gives what the model computes on the whole tracklet at once, with memory bounded by a
+batch of frames whatever the tracklet's length:
 
-* ``all`` frames with a *frame-decomposable* model (temporal average pooling): frames of many
-  tracklets are packed into fixed-size batches (no per-tracklet loop, no padding), decoded in
-  DataLoader workers while the model computes, summed per tracklet with ``index_add_``, and
-  pooled afterwards; memory is O(batch + N x D) whatever the tracklet lengths.
-* ``all`` frames with any other model: each tracklet is cut into consecutive clips of
-  ``seq_len`` frames (the last one stretched), clips of many tracklets are batched, and the
-  clip embeddings are averaged per tracklet (the common "all frames" test of video re-ID code).
-* a fixed-length strategy (``evenly``, ``restricted_random``, ``random_consecutive`` test
-  variant): one clip per tracklet.
+* *frame-decomposable* models (temporal average pooling, ``frame_decomposable = True``):
+  frames of many tracklets are packed into fixed-size batches, decoded in DataLoader workers,
+  summed per tracklet with ``index_add_`` and pooled afterwards; memory O(batch + N x D).
+* *streaming* models (recurrent or attending over time: STAR, RRU + STIM, ASTPN, max-pooling
+  baseline; they implement :class:`StreamingModel`): frames of consecutive tracklets are
+  packed into batches for the per-frame network; each tracklet's run of frames is then fed,
+  in order, to the model's temporal module, which carries its state (recurrent state, running
+  sums, the few per-frame values an attention over time needs) from one batch to the next.
+  One temporal pass over the whole tracklet: STAR Sec. 4.2 ("in testing, all frames in each
+  video were used"), RRU + STIM Sec. 4.1 ("using all frames of one video sequence"), ASTPN
+  Sec. 3.3 ("copy the sequence to form a pair"). The embedding equals ``model(clip)`` on all
+  frames at once (tests/test_streaming.py).
+* *clip-decomposable* 3D CNNs (``clip_decomposable = True``: C2D/I3D/P3D, STRF): AP3D's
+  all-frame test (Gu et al., ECCV 2020, ``test-all.py``, the reference STRF builds on): the
+  tracklet is cut into consecutive clips of ``seq_len`` frames (AP3D: 32), the last one
+  *shorter*, not stretched; the per-frame features of all clips are averaged over the
+  tracklet's frames (so each clip weighs by its real frames) and the BN-neck applied.
+* any other model (e.g. STAN, whose enhancement is built for N frames): consecutive clips of
+  ``seq_len`` frames, the last one stretched to ``seq_len`` by repeating frames in place, clip
+  embeddings averaged with weights equal to each clip's number of *real* frames.
+
+A fixed-length strategy (``evenly``, ``restricted_random`` (STAN's test: the first frame of
+each of N chunks), ``random_consecutive`` test variant) gives one clip per tracklet.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -28,11 +46,34 @@ from ..data.video import ClipDataset, FrameDataset, read_frame
 from ..models.registry import to_channels_last
 
 
-class _ChunkDataset(Dataset):
-    """Consecutive ``seq_len``-frame chunks of every tracklet. Item: (clip (L,3,H,W), tracklet index)."""
+@runtime_checkable
+class StreamingModel(Protocol):
+    """What a model implements so that the all-frame test is one temporal pass over each
+    tracklet, fed in pieces (see the module doc).
 
-    def __init__(self, root, tracklets: list[Tracklet], seq_len: int, transform: ClipTransform, flow=None):
+    * ``stream_frames(frames, flow=None)``: frames float (N, 3, H, W) (flow (N, 2, H, W) for
+      flow models) -> a tuple of per-frame tensors, each (N, ...), computed frame by frame;
+    * ``stream_init()``: the empty state of one tracklet;
+    * ``stream_update(state, feats)``: feed the next consecutive frames of that tracklet (the
+      rows of ``stream_frames``' output that belong to it, in order); returns the state;
+    * ``stream_finish(state)``: the embedding (D,), equal to ``forward`` on all frames at once.
+    """
+
+    def stream_frames(self, frames: torch.Tensor, flow: torch.Tensor | None = None) -> tuple: ...
+    def stream_init(self) -> Any: ...
+    def stream_update(self, state: Any, feats: tuple) -> Any: ...
+    def stream_finish(self, state: Any) -> torch.Tensor: ...
+
+
+class _ChunkDataset(Dataset):
+    """Consecutive ``seq_len``-frame chunks of every tracklet. Item: (clip (L', 3, H, W), tracklet
+    index, real frames n[, flow]). ``stretch``: the last, shorter chunk is stretched to L' =
+    ``seq_len`` by repeating frames in place; otherwise it keeps its n real frames (L' = n)."""
+
+    def __init__(self, root, tracklets: list[Tracklet], seq_len: int, transform: ClipTransform, flow=None,
+                 stretch: bool = True):
         self.root, self.tracklets, self.L, self.tf, self.flow = Path(root), tracklets, seq_len, transform, flow
+        self.stretch = stretch
         self.items = [(k, s) for k, t in enumerate(tracklets) for s in range(0, len(t), seq_len)]
 
     def __len__(self):
@@ -42,11 +83,29 @@ class _ChunkDataset(Dataset):
         k, s = self.items[i]
         t = self.tracklets[k]
         n = min(self.L, len(t) - s)
-        idx = s + (np.arange(self.L) * n) // self.L
+        idx = s + (np.arange(self.L) * n) // self.L if self.stretch else s + np.arange(n)
         frames = np.stack([read_frame(self.root / t.frames[j], self.tf.height, self.tf.width) for j in idx])
         flows = None if self.flow is None else np.stack([self.flow.read(t.frames[j], self.tf.height, self.tf.width) for j in idx])
         clip, fl = self.tf(frames, self.tf.draw(None), flow=flows)
-        return (clip, k) if fl is None else (clip, k, fl)
+        return (clip, k, n) if fl is None else (clip, k, n, fl)
+
+
+class _StreamFrames(FrameDataset):
+    """Every frame of every tracklet in (tracklet, frame) order, transformed as the test clip
+    transform does (every test transform is per frame), with its flow. Item: (frame float
+    (3, H, W), flow float (2, H, W) or an empty tensor, tracklet index)."""
+
+    def __init__(self, root, tracklets, transform, flow=None):
+        super().__init__(root, tracklets, transform)
+        self.flow = flow
+
+    def __getitem__(self, i):
+        k = int(self.owner[i])
+        tf, name = self.transform, self.tracklets[k].frames[int(self.offset[i])]
+        f = read_frame(self.root / name, tf.height, tf.width)
+        fl = None if self.flow is None else self.flow.read(name, tf.height, tf.width)[None]
+        clip, flow = tf(f[None], tf.draw(None), flow=fl)
+        return clip[0], (flow[0] if flow is not None else torch.zeros(0)), k
 
 
 class _RawFrames(FrameDataset):
@@ -75,9 +134,54 @@ def _progress(it, total):
     return tqdm(it, total=total, leave=False, desc="extract")
 
 
-def _loader(ds, batch_size, num_workers):
+def _loader(ds, batch_size, num_workers, collate_fn=None):
     return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                      persistent_workers=False, pin_memory=False)
+                      persistent_workers=False, pin_memory=False, collate_fn=collate_fn)
+
+
+def is_streaming(model) -> bool:
+    """True when ``model`` implements :class:`StreamingModel`."""
+    return all(callable(getattr(model, m, None)) for m in ("stream_frames", "stream_init", "stream_update", "stream_finish"))
+
+
+def stream_tracklets(model, root, tracklets: list[Tracklet], transform: ClipTransform, batch_size: int = 64,
+                     num_workers: int = 2, device="cpu", channels_last: bool = True, flow=None,
+                     finish: Callable[[Any], torch.Tensor] | None = None, wrap=None) -> list[torch.Tensor]:
+    """Run a :class:`StreamingModel` over every frame of ``tracklets``: per-frame network on
+    batches of ``batch_size`` frames (packed across consecutive tracklets), each tracklet's
+    frames fed in order to ``stream_update``, ``finish(state)`` (default ``stream_finish``)
+    applied when its last frame has been fed. Memory: one batch of frames plus the open
+    tracklets' states (at most the tracklets of one batch).
+
+    Returns:
+        one float32 CPU tensor per tracklet, in the order of ``tracklets``.
+    """
+    finish = finish or model.stream_finish
+    ds = _StreamFrames(root, tracklets, transform, flow)
+    remaining = np.array([len(t) for t in tracklets], np.int64)
+    states: dict[int, Any] = {}
+    out: list[torch.Tensor | None] = [None] * len(tracklets)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    batches = _loader(ds, batch_size, num_workers)
+    for x, fl, owner in (wrap(batches, len(batches)) if wrap else batches):
+        x = x.to(device).contiguous(memory_format=fmt)
+        feats = model.stream_frames(x, fl.to(device) if flow is not None else None)
+        own = owner.numpy()
+        cuts = [0, *(np.flatnonzero(np.diff(own)) + 1).tolist(), len(own)]
+        for s, e in zip(cuts[:-1], cuts[1:]):
+            k = int(own[s])
+            st = states.pop(k) if k in states else model.stream_init()
+            st = model.stream_update(st, tuple(f[s:e] for f in feats))
+            remaining[k] -= e - s
+            if remaining[k] == 0:
+                out[k] = finish(st).float().cpu()
+            else:
+                states[k] = st
+    return out  # type: ignore[return-value]
+
+
+def _collate_clips(items):
+    return items
 
 
 @torch.inference_mode()
@@ -85,15 +189,16 @@ def extract_features(model: torch.nn.Module, root, tracklets: list[Tracklet], sa
                      transform: ClipTransform, batch_size: int = 64, num_workers: int = 2,
                      device: str | torch.device = "cpu", channels_last: bool = True, progress: bool = False,
                      compile: bool = False, flow=None) -> torch.Tensor:
-    """Embeddings of ``tracklets``.
+    """Embeddings of ``tracklets`` (the paths are those of the module doc).
 
     Args:
         model: a vidreid model (put in eval mode here).
         root: dataset root.
         tracklets: N tracklets.
-        sampler: the test temporal sampler (``train=False``).
+        sampler: the test temporal sampler (``train=False``). With ``all``, ``seq_len`` is the
+            clip length of 3D CNNs and of the chunked fallback; other paths ignore it.
         transform: the test transform (``train=False``).
-        batch_size: frames per batch on the all-frame path, clips per batch otherwise.
+        batch_size: frames per batch on the all-frame paths, clips per batch otherwise.
         num_workers: DataLoader decode workers.
         device: where the model runs.
         channels_last: use channels_last memory format for 4-D inputs (faster on CPU).
@@ -111,6 +216,8 @@ def extract_features(model: torch.nn.Module, root, tracklets: list[Tracklet], sa
         to_channels_last(model)
     N = len(tracklets)
     wrap = _progress if progress else (lambda it, n: it)
+    if N == 0:
+        raise ValueError("extract_features: no tracklets")
     if sampler.strategy == "all" and getattr(model, "frame_decomposable", False) and flow is None:
         import torch._inductor.config as inductor_config
 
@@ -135,17 +242,40 @@ def extract_features(model: torch.nn.Module, root, tracklets: list[Tracklet], sa
         for s in range(0, N, 1024):
             out.append(model.head(pooled[s:s + 1024].to(device)).embedding.float().cpu())
         return torch.cat(out)
+    if sampler.strategy == "all" and is_streaming(model):
+        return torch.stack(stream_tracklets(model, root, tracklets, transform, batch_size, num_workers, device,
+                                            channels_last, flow, wrap=wrap if progress else None))
+    if sampler.strategy == "all" and getattr(model, "clip_decomposable", False):
+        # AP3D's all-frame test: consecutive clips, the last one shorter; per-frame features
+        # averaged over all frames of the tracklet, then the head (BN-neck)
+        ds = _ChunkDataset(root, tracklets, sampler.seq_len, transform, flow, stretch=False)
+        sums, counts = None, torch.zeros(N)
+        for items in wrap(_loader(ds, max(1, batch_size // sampler.seq_len), num_workers, _collate_clips), None):
+            by_len: dict[int, list] = {}
+            for it in items:
+                by_len.setdefault(it[2], []).append(it)
+            for group in by_len.values():
+                clip = torch.stack([it[0] for it in group]).to(device)
+                f = model.clip_frame_features(clip).float().cpu()  # (b, n, D)
+                if sums is None:
+                    sums = torch.zeros(N, f.shape[-1])
+                owner = torch.tensor([it[1] for it in group])
+                sums.index_add_(0, owner, f.sum(1))
+                counts.index_add_(0, owner, torch.full((len(group),), float(f.shape[1])))
+        pooled = sums / counts[:, None]
+        return torch.cat([model.head(pooled[s:s + 1024].to(device)).embedding.float().cpu() for s in range(0, N, 1024)])
     if sampler.strategy == "all":
+        # fallback: stretched last chunk, clip embeddings weighted by their real frames
         ds = _ChunkDataset(root, tracklets, sampler.seq_len, transform, flow)
         sums = counts = None
         for b in wrap(_loader(ds, max(1, batch_size // sampler.seq_len), num_workers), None):
-            clip, owner = b[0], b[1]
-            kw = {"flow": b[2].to(device)} if len(b) > 2 else {}
+            clip, owner, n = b[0], b[1], b[2].float()
+            kw = {"flow": b[3].to(device)} if len(b) > 3 else {}
             e = model(clip.to(device), **kw).embedding.float().cpu()
             if sums is None:
                 sums, counts = torch.zeros(N, e.shape[1]), torch.zeros(N)
-            sums.index_add_(0, owner, e)
-            counts.index_add_(0, owner, torch.ones(len(owner)))
+            sums.index_add_(0, owner, e * n[:, None])
+            counts.index_add_(0, owner, n)
         return sums / counts[:, None]
     ds = ClipDataset(root, tracklets, sampler, transform, flow=flow)
     out = []

@@ -22,15 +22,21 @@ from ..data.sampling import TemporalSampler
 from ..data.tracklet import Tracklet
 from ..data.transforms import ClipTransform
 from ..data.video import ClipDataset
+from .features import is_streaming, stream_tracklets
 
 
 @torch.inference_mode()
 def extract_states(model, root, tracklets: list[Tracklet], sampler: TemporalSampler, transform: ClipTransform,
                    batch_size: int = 64, num_workers: int = 2, device="cpu", flow=None) -> list[torch.Tensor]:
     """Per-tracklet states of a pairwise model: a list of (T', N) tensors on the CPU. With the
-    ``all`` strategy every tracklet is one clip of all its frames (batches of one). ``flow``: a
-    FlowCache for models that take optical flow."""
+    ``all`` strategy every tracklet is one sequence of all its frames: streamed in batches of
+    ``batch_size`` frames when the model implements the streaming protocol
+    (:func:`vidreid.inference.features.stream_tracklets` with ``stream_states``), otherwise one
+    clip of all frames (batches of one). ``flow``: a FlowCache for models that take optical flow."""
     model.eval().to(device)
+    if sampler.strategy == "all" and is_streaming(model) and hasattr(model, "stream_states"):
+        return stream_tracklets(model, root, tracklets, transform, batch_size, num_workers, device,
+                                channels_last=False, flow=flow, finish=model.stream_states)
     ds = ClipDataset(root, tracklets, sampler, transform, flow=flow)
     bs = 1 if sampler.strategy == "all" else max(1, batch_size // sampler.seq_len)
     out: list[torch.Tensor] = []

@@ -103,23 +103,65 @@ class ASTPN(nn.Module):
             return spatial_pyramid_pool(x)
         return F.max_pool2d(x, 2).flatten(1)
 
-    def sequence_states(self, clip: torch.Tensor, flow: torch.Tensor | None = None) -> torch.Tensor:
-        """RNN outputs o_t (B, T, N) of each sequence (Eq. 2)."""
-        B, T = clip.shape[:2]
-        x = clip
+    def frame_inputs(self, frames: torch.Tensor, flow: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-frame part: frames (N, 3, H, W) [+ flow (N, 2, H, W)] -> U r_t (N, hidden), the
+        recurrent layer's input term of Eq. 2 (CNN, spatial pooling, dropout, U)."""
+        x = frames
         if self.use_flow:
             if flow is None:
                 raise ValueError("ASTPN with in_channels=5 needs optical flow: set data.flow (see `vidreid flow`)")
-            x = torch.cat([clip, flow], 2)
-        r = self._spatial(x.flatten(0, 1)).view(B, T, -1)
-        u = self.U_in(self.drop(r))
-        s = u.new_zeros(B, u.shape[-1])
+            x = torch.cat([frames, flow], 1)
+        return self.U_in(self.drop(self._spatial(x)))
+
+    def recur(self, u: torch.Tensor, s: torch.Tensor | None = None):
+        """Eq. 2 over u (B, T, hidden) from the state s (B, hidden) (zeros when None): the
+        outputs o_t (B, T, hidden) and the last state."""
+        if s is None:
+            s = u.new_zeros(u.shape[0], u.shape[-1])
         outs = []
-        for t in range(T):
+        for t in range(u.shape[1]):
             o = u[:, t] + self.W_rec(s)
             s = torch.tanh(o)
             outs.append(o)
-        return torch.stack(outs, 1)
+        return torch.stack(outs, 1), s
+
+    def sequence_states(self, clip: torch.Tensor, flow: torch.Tensor | None = None) -> torch.Tensor:
+        """RNN outputs o_t (B, T, N) of each sequence (Eq. 2)."""
+        B, T = clip.shape[:2]
+        u = self.frame_inputs(clip.flatten(0, 1), None if flow is None else flow.flatten(0, 1)).view(B, T, -1)
+        return self.recur(u)[0]
+
+    def self_pool(self, P: torch.Tensor, block: int = 512) -> torch.Tensor:
+        """v_p of the pair (P, P) ("copy the sequence to form a pair", Sec. 3.3) for one
+        sequence P (T, N), the attention matrix computed ``block`` rows at a time so memory
+        stays O(block * T) for long tracklets. Equal to ``attentive_pool(P, P)[0]``."""
+        if self.temporal == "mean":
+            return P.mean(0)
+        PU = P @ self.U_att
+        rowmax = torch.cat([torch.tanh(PU[i:i + block] @ P.T).amax(1) for i in range(0, len(P), block)])
+        return (torch.softmax(rowmax, 0).unsqueeze(-1) * P).sum(0)
+
+    # One temporal pass over a whole tracklet, fed in pieces (vidreid.inference.features): the
+    # CNN runs on batches of frames, the recurrence carries its state across pieces, and the
+    # outputs o_t (hidden floats a frame) wait for the attentive pooling over all of them.
+    def stream_frames(self, frames: torch.Tensor, flow: torch.Tensor | None = None) -> tuple[torch.Tensor]:
+        return (self.frame_inputs(frames, flow),)
+
+    def stream_init(self) -> dict:
+        return {"s": None, "outs": []}
+
+    def stream_update(self, st: dict, feats: tuple[torch.Tensor]) -> dict:
+        o, st["s"] = self.recur(feats[0][None], st["s"])
+        st["outs"].append(o[0])
+        return st
+
+    def stream_states(self, st: dict) -> torch.Tensor:
+        """The sequence's RNN outputs (T, N), for pairwise scoring."""
+        return torch.cat(st["outs"])
+
+    def stream_finish(self, st: dict) -> torch.Tensor:
+        """The copied-pair embedding (N,) of the whole tracklet, equal to ``forward``'s."""
+        return self.self_pool(self.stream_states(st))
 
     def attentive_pool(self, P: torch.Tensor, G: torch.Tensor):
         """Eqs. 3-5 for batches of pairs: P (n, Tp, N), G (n, Tg, N) -> v_p, v_g (n, N) and the

@@ -77,6 +77,26 @@ class TemporalPoolingNet(nn.Module):
         emb = normed if self.embed == "neck" else pooled
         return ModelOutput(embedding=emb, features=pooled, logits=logits)
 
+    # One temporal pass over a whole tracklet fed in pieces (vidreid.inference.features); the
+    # average-pooling model takes the faster packed path there, max pooling this one.
+    def stream_frames(self, frames: torch.Tensor, flow=None) -> tuple[torch.Tensor]:
+        return (self.frame_features(frames),)
+
+    def stream_init(self) -> dict:
+        return {"acc": None, "n": 0}
+
+    def stream_update(self, st: dict, feats: tuple[torch.Tensor]) -> dict:
+        f = feats[0]
+        part = f.sum(0) if self.temporal_pool == "avg" else f.amax(0)
+        acc = st["acc"]
+        st["acc"] = part if acc is None else (acc + part if self.temporal_pool == "avg" else torch.maximum(acc, part))
+        st["n"] += len(f)
+        return st
+
+    def stream_finish(self, st: dict) -> torch.Tensor:
+        pooled = st["acc"] / st["n"] if self.temporal_pool == "avg" else st["acc"]
+        return self.head(pooled[None]).embedding[0]
+
     def forward(self, clip: torch.Tensor, **batch) -> ModelOutput:
         if clip.dim() != 5:
             raise ValueError(f"expected a clip batch (B, T, C, H, W), got shape {tuple(clip.shape)}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ..errors import ConfigError
 from .backbones import backbone_norm, build_backbone, inception_v3_parts
@@ -91,8 +92,11 @@ class RRU(nn.Module):
             z_in = torch.cat([x_t, s_prev], 1)
         return self.g(z_in)
 
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
-        s_prev = x_prev = X[:, 0]
+    def scan(self, X: torch.Tensor, state=None):
+        """Eq. 5 over X (B, T, C, H, W) from ``state`` = (S_{t-1}, X_{t-1}) (None: the start,
+        X_0 = S_0 = X_1). Returns S (B, T, C, H, W) and the last state, so a long sequence can
+        be refined in consecutive pieces."""
+        s_prev, x_prev = (X[:, 0], X[:, 0]) if state is None else state
         out = []
         for t in range(X.shape[1]):
             x_t = X[:, t]
@@ -100,7 +104,10 @@ class RRU(nn.Module):
             s_prev = (1 - z) * s_prev + z * x_t
             x_prev = x_t
             out.append(s_prev)
-        return torch.stack(out, 1)
+        return torch.stack(out, 1), (s_prev, x_prev)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        return self.scan(X)[0]
 
 
 class STIM(nn.Module):
@@ -119,6 +126,32 @@ class STIM(nn.Module):
     def forward(self, S: torch.Tensor) -> torch.Tensor:
         o = self.block2(self.block1(S.permute(0, 2, 1, 3, 4)))  # (B, 256, T, H, W)
         return o.mean((2, 3, 4))
+
+    # Streaming (one tracklet fed in consecutive pieces; equal to forward on the whole): block1
+    # is per frame; block2's 3x3x3 convolution needs each frame's two neighbours, so the last
+    # two block1 frames are carried over (a zero frame stands for the padding before the first
+    # frame and after the last) and only the running sum of block2's output is kept.
+    def _block2_valid(self, y: torch.Tensor) -> torch.Tensor:
+        """block2 without temporal padding: (1, w, T, H, W) -> (1, w, T - 2, H, W)."""
+        conv, bn, relu = self.block2
+        o = F.conv3d(y, conv.weight, conv.bias, conv.stride, (0, 1, 1), conv.dilation, conv.groups)
+        return relu(bn(o))
+
+    def stream_update(self, st: dict, S: torch.Tensor) -> dict:
+        """S (1, n, C, H, W): the next n refined frames of one tracklet."""
+        y = self.block1(S.permute(0, 2, 1, 3, 4))  # (1, w, n, H, W)
+        ctx = torch.cat([st["ctx"] if "ctx" in st else torch.zeros_like(y[:, :, :1]), y], 2)
+        if ctx.shape[2] >= 3:
+            o = self._block2_valid(ctx)
+            st["sum"] = st.get("sum", 0.0) + o.sum((2, 3, 4))
+            st["cells"] = st.get("cells", 0) + o[0, 0].numel()
+        st["ctx"] = ctx[:, :, -2:]
+        return st
+
+    def stream_finish(self, st: dict) -> torch.Tensor:
+        """f (1, w) of the whole sequence."""
+        o = self._block2_valid(torch.cat([st["ctx"], torch.zeros_like(st["ctx"][:, :, :1])], 2))
+        return (st.get("sum", 0.0) + o.sum((2, 3, 4))) / (st.get("cells", 0) + o[0, 0].numel())
 
 
 class ClassifierBlock(nn.Module):
@@ -210,6 +243,38 @@ class RRUSTIM(nn.Module):
     def pretrained_parameters(self):
         mods = [m for m in (self.to_6e, self.to_7c) if m is not None]
         return [p for m in mods for p in m.parameters()]
+
+    # One temporal pass over a whole tracklet, fed in pieces (vidreid.inference.features): the
+    # CNN runs on batches of frames, the RRU carries (S_{t-1}, X_{t-1}) across pieces and STIM
+    # keeps two frames of context and a running sum, so memory does not grow with the length.
+    def stream_frames(self, frames: torch.Tensor, flow=None) -> tuple[torch.Tensor]:
+        """(N, 3, H, W) -> the raw maps X (N, C, h, w), frame by frame."""
+        return (self._maps(frames)[0],)
+
+    def stream_init(self) -> dict:
+        return {"rru": None, "stim": {}, "sum": 0.0, "n": 0}
+
+    def stream_update(self, st: dict, feats: tuple[torch.Tensor]) -> dict:
+        """Consecutive frames of one tracklet (the output of :meth:`stream_frames`)."""
+        X = feats[0][None]
+        S = X
+        if self.rru is not None:
+            S, st["rru"] = self.rru.scan(X, st["rru"])
+        if self.temporal == "stim":
+            self.stim.stream_update(st["stim"], S)
+        elif self.temporal == "lstm":
+            out, st["lstm"] = self.lstm(S.mean((3, 4)), st.get("lstm"))
+            st["sum"] = st["sum"] + out[0].sum(0)
+        else:
+            st["sum"] = st["sum"] + S[0].mean((2, 3)).sum(0)
+        st["n"] += X.shape[1]
+        return st
+
+    def stream_finish(self, st: dict) -> torch.Tensor:
+        """f (D,) of the whole tracklet, equal to ``forward`` on all its frames at once."""
+        if self.temporal == "stim":
+            return self.stim.stream_finish(st["stim"])[0]
+        return st["sum"] / st["n"]
 
     def forward(self, clip: torch.Tensor, **batch) -> ModelOutput:
         if clip.dim() != 5:

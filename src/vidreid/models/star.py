@@ -108,19 +108,32 @@ class GSTA(nn.Module):
         self.w8 = nn.Conv1d(max(1, hidden // 4), 1, 1)
         self.w9 = nn.Linear(hidden, channels)
 
-    def forward(self, f: torch.Tensor):
-        B, T, C, H, W = f.shape
-        x = self.reduce(f.flatten(0, 1)).view(B, T, -1, H, W)
-        h = x.new_zeros(B, self.cell.hidden, H, W)
-        c = torch.zeros_like(h)
+    def recur(self, x: torch.Tensor, state=None):
+        """The ConvLSTM over reduced maps x (B, T, hidden, H, W) from ``state`` ((h, c), zeros
+        when None). Returns the spatially averaged hidden states (B, T, hidden) (Eq. 6) and the
+        last state, so a long sequence can be fed in consecutive pieces."""
+        B, T = x.shape[:2]
+        if state is None:
+            h = x.new_zeros(B, self.cell.hidden, *x.shape[-2:])
+            state = (h, torch.zeros_like(h))
+        h, c = state
         hs = []
         for t in range(T):
             h, c = self.cell(x[:, t], (h, c))
             hs.append(h.mean((2, 3)))  # Eq. 6: spatial average of the hidden state
-        hs = torch.stack(hs, 1)  # (B, T, hidden)
+        return torch.stack(hs, 1), (h, c)
+
+    def pool(self, hs: torch.Tensor, f_mean: torch.Tensor):
+        """Eqs. 7-8: hs (B, T, hidden), f_mean (B, C) the spatio-temporal mean of f -> V (B, C),
+        K (B, T)."""
         k = torch.softmax(self.w8(F.relu(self.w7(hs.transpose(1, 2)))).squeeze(1), dim=1)  # Eq. 7, (B, T)
-        v = self.w9((k.unsqueeze(-1) * hs).sum(1)) + f.mean((1, 3, 4))  # Eq. 8
-        return v, k
+        return self.w9((k.unsqueeze(-1) * hs).sum(1)) + f_mean, k  # Eq. 8
+
+    def forward(self, f: torch.Tensor):
+        B, T, C, H, W = f.shape
+        x = self.reduce(f.flatten(0, 1)).view(B, T, -1, H, W)
+        hs, _ = self.recur(x)
+        return self.pool(hs, f.mean((1, 3, 4)))
 
 
 def _staged_backbone(name: str, pretrained, last_stride: int):
@@ -203,17 +216,28 @@ class STAR(nn.Module):
     def pretrained_parameters(self):
         return iter(self._pretrained)
 
+    def frame_maps(self, frames: torch.Tensor, flow: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-frame part of the network (stems, stages, LSTA): frames (N, 3, H, W) and flow
+        (N, 2, H, W) -> f (N, C, h, w). Every frame is processed independently."""
+        x = self.rgb_stem(frames)
+        if self.flow_stem is not None:
+            if flow is None:
+                raise ValueError("STAR with use_flow=True needs optical flow: set data.flow (see `vidreid flow`)")
+            x = x + self.flow_stem(flow)
+        for stage, att in zip(self.stages, self.attn):
+            x = att(stage(x))
+        return x
+
+    def _head(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        normed = self.neck(v)
+        logits = self.classifier(normed) if (self.classifier is not None and self.training) else None
+        return (normed if self.embed == "neck" else v), normed, logits
+
     def forward(self, clip: torch.Tensor, flow: torch.Tensor | None = None, **batch) -> ModelOutput:
         if clip.dim() != 5:
             raise ValueError(f"expected a clip batch (B, T, C, H, W), got shape {tuple(clip.shape)}")
         B, T = clip.shape[:2]
-        x = self.rgb_stem(clip.flatten(0, 1))
-        if self.flow_stem is not None:
-            if flow is None:
-                raise ValueError("STAR with use_flow=True needs optical flow: set data.flow (see `vidreid flow`)")
-            x = x + self.flow_stem(flow.flatten(0, 1))
-        for stage, att in zip(self.stages, self.attn):
-            x = att(stage(x))
+        x = self.frame_maps(clip.flatten(0, 1), None if flow is None else flow.flatten(0, 1))
         f = x.view(B, T, *x.shape[1:])
         aux = {"frame_maps": f}
         if self.gsta is not None:
@@ -224,9 +248,37 @@ class STAR(nn.Module):
         last = self.attn[-1]
         if isinstance(last, LSTA) and last.last_spatial is not None:
             aux["spatial_attention"] = last.last_spatial.view(B, T, 1, *last.last_spatial.shape[-2:])
-        normed = self.neck(v)
-        logits = self.classifier(normed) if (self.classifier is not None and self.training) else None
-        return ModelOutput(embedding=normed if self.embed == "neck" else v, features=v, logits=logits, aux=aux)
+        emb, _, logits = self._head(v)
+        return ModelOutput(embedding=emb, features=v, logits=logits, aux=aux)
+
+    # One temporal pass over a whole tracklet, fed in pieces (vidreid.inference.features): the
+    # frame part runs on batches of frames, the ConvLSTM carries its state across pieces, and
+    # only the per-frame hidden means (hidden floats a frame) wait for the softmax of Eq. 7.
+    def stream_frames(self, frames: torch.Tensor, flow: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        """(N, 3, H, W) [+ flow (N, 2, H, W)] -> the per-frame inputs of the temporal module:
+        GSTA's reduced maps (N, hidden, h, w) and the spatial means of f (N, C)."""
+        f = self.frame_maps(frames, flow)
+        fm = f.mean((2, 3))
+        return (self.gsta.reduce(f), fm) if self.gsta is not None else (fm,)
+
+    def stream_init(self) -> dict:
+        return {"state": None, "hs": [], "f_sum": 0.0, "n": 0}
+
+    def stream_update(self, st: dict, feats: tuple[torch.Tensor, ...]) -> dict:
+        """Consecutive frames of one tracklet (the output of :meth:`stream_frames`)."""
+        fm = feats[-1]
+        st["f_sum"] = st["f_sum"] + fm.sum(0)
+        st["n"] += len(fm)
+        if self.gsta is not None:
+            hs, st["state"] = self.gsta.recur(feats[0][None], st["state"])
+            st["hs"].append(hs[0])
+        return st
+
+    def stream_finish(self, st: dict) -> torch.Tensor:
+        """The tracklet's embedding (D,), equal to ``forward`` on all its frames at once."""
+        f_mean = (st["f_sum"] / st["n"])[None]
+        v = self.gsta.pool(torch.cat(st["hs"])[None], f_mean)[0] if self.gsta is not None else f_mean
+        return self._head(v)[0][0]
 
 
 @register_model("star")

@@ -244,6 +244,7 @@ class ResNet3D(nn.Module):
     """
 
     frame_decomposable = False
+    clip_decomposable = True  # all-frame test: per-frame features of consecutive clips, averaged
 
     def __init__(self, num_classes: int = 0, block: str = "p3dc", blocks3d=None, strf_stages=(), strf_blocks=None,
                  strf_resolutions=(1, 3), strf_pool: str = "max", strf_integration: str = "cascade_ts",
@@ -338,6 +339,18 @@ class ResNet3D(nn.Module):
         x = clip.permute(0, 2, 1, 3, 4)
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    def clip_frame_features(self, clip: torch.Tensor) -> torch.Tensor:
+        """(B, T, 3, H, W) -> per-frame features (B, T, 2048): the feature maps averaged over
+        space. Their mean over T is ``features``; the all-frame test averages them over every
+        frame of a tracklet (AP3D's protocol, see vidreid.inference.features)."""
+        return self.feature_maps(clip).mean((3, 4)).transpose(1, 2)
+
+    def head(self, pooled: torch.Tensor) -> ModelOutput:
+        """(B, 2048) pooled feature -> output (BN-neck embedding, classifier in training)."""
+        normed = self.neck(pooled)
+        logits = self.classifier(normed) if (self.classifier is not None and self.training) else None
+        return ModelOutput(embedding=normed, features=pooled, logits=logits)
 
     def forward(self, clip: torch.Tensor, **batch) -> ModelOutput:
         if clip.dim() != 5:
