@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -263,3 +264,18 @@ def test_builder_passes_every_argument_through():
     assert m.enhance is None and m.fc_bn is None and m.fc.out_features == 32 and m.attention.w1.shape[-1] == 16
     e = create_model("stan", backbone="resnet18", enhance_sigma=2.0, enhance_phi_scale="none", enhance_product="paper").enhance
     assert (e.scale, e.product) == (1.0, "paper") and float(e.decay[0, 1]) == pytest.approx(torch.exp(torch.tensor(-0.5)).item())
+
+
+def test_paper_test_protocol_is_first_frame_of_each_chunk():
+    """Li et al. 2018 Sec. 4.2: "During testing, we use the first image from each of N
+    segments": the paper configs test with restricted random sampling's test variant, N = 6."""
+    from vidreid.config import load_config
+    from vidreid.data.sampling import TemporalSampler
+
+    for name in ("stan/prid2011", "stan/ilidsvid", "stan/mars"):
+        ts = load_config(name).data.test_sampling
+        assert (ts.strategy, ts.seq_len) == ("restricted_random", 6), name
+        s = TemporalSampler(ts.strategy, ts.seq_len, train=False)
+        for n in (6, 37, 120):
+            starts = (np.arange(6) * n) // 6
+            assert list(s(n)) == list(starts)
