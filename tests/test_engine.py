@@ -61,8 +61,11 @@ def test_nan_loss_names_the_step(tiny_tree, tmp_path):
 
 
 def test_atomic_checkpoint(tmp_path):
+    from vidreid.engine.checkpoint import CheckpointError
+
     p = tmp_path / "ck.pt"
-    save_checkpoint({"a": 1}, p)
+    good = {"model": {"w": torch.ones(2)}, "config": {"a": 1}}
+    save_checkpoint(good, p)
 
     class Boom:
         def __reduce__(self):
@@ -70,9 +73,9 @@ def test_atomic_checkpoint(tmp_path):
 
     with pytest.raises(RuntimeError):
         save_checkpoint({"a": Boom()}, p)
-    assert load_checkpoint(p) == {"a": 1}  # the old file survives a failed write
+    assert load_checkpoint(p)["config"] == {"a": 1}  # the old file survives a failed write
     assert [x.name for x in tmp_path.iterdir()] == ["ck.pt"]  # no temporary left behind
-    with pytest.raises(FileNotFoundError, match="nope.pt"):
+    with pytest.raises(CheckpointError, match="nope.pt"):
         load_checkpoint(tmp_path / "nope.pt")
 
 

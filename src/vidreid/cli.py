@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import ConfigError, VidReIDError
+from .errors import ConfigError, TrainingInterrupted, VidReIDError
 
 
 def _cmd_synth(a) -> int:
@@ -63,15 +63,18 @@ def _cmd_train(a) -> int:
     from .engine.evaluator import format_table
     from .engine.trainer import Trainer, train_all_splits
 
-    cfg = load_config(a.config, a.overrides)
+    cfg = load_config(a.config, list(a.overrides) + (["train.overwrite=true"] if a.overwrite else []))
     if cfg.data.split_id == "all":
+        if a.resume:
+            raise ConfigError("--resume continues one split's run: give data.split_id=N with it "
+                              f"(the checkpoint of split N is in {cfg.train.output_dir}/split_N/)")
         res = train_all_splits(cfg)
         n = res["summary"]["num_splits"]
         row = dict(res["summary"], dataset=cfg.data.dataset, model=cfg.model.name,
                    protocol=f"mean ± std of {n} splits" if n > 1 else "single split")
     else:
         tr = Trainer(cfg)
-        res = tr.fit(resume=a.resume)
+        res = tr.fit(resume=a.resume, allow_changes=a.allow_changes, overwrite=a.overwrite or None)
         row = dict(res, dataset=cfg.data.dataset, model=cfg.model.name,
                    protocol=split_label(cfg.data.split_id, tr.split.num_splits))
     print(format_table([row]))
@@ -84,32 +87,25 @@ def _cmd_test(a) -> int:
     from .data.datasets import build_dataset_from_config
     from .engine.evaluator import evaluate_split, format_table, pick_device, summarize, write_json
     from .engine.reports import plot_cmc, write_visrank
-    from .engine.trainer import load_model_from_checkpoint
+    from .engine.trainer import check_train_test_overlap, load_model_from_checkpoint
     from .models import create_model
 
     overrides = list(a.overrides) + (["test.rerank=true"] if a.rerank else [])
     cfg = load_config(a.config, overrides)
+    st = None
     if a.checkpoint:
-        model, ck_cfg, st = load_model_from_checkpoint(a.checkpoint)
-        # only a checkpoint trained on this dataset has seen some of its splits' test people
-        trained_split = st.get("split_id", 0) if ck_cfg.data.dataset == cfg.data.dataset else None
+        model, _, st = load_model_from_checkpoint(a.checkpoint)
     else:
         model = create_model(cfg.model.name, num_classes=0, **cfg.model.args)
-        trained_split = None
     ds = build_dataset_from_config(cfg.data)
-    if cfg.data.split_id == "all":
-        splits = list(range(ds.num_splits))
-        if trained_split is not None and ds.num_splits > 1:
-            print(f"warning: the checkpoint was trained on split {trained_split}; the other splits' test people "
-                  "were in its training set. Train each split (data.split_id=all in `vidreid train`) for the protocol.",
-                  file=sys.stderr)
-    else:
-        splits = [int(cfg.data.split_id)]
+    splits = list(range(ds.num_splits)) if cfg.data.split_id == "all" else [int(cfg.data.split_id)]
     dev = pick_device(cfg.train.device)
     out_dir = Path(a.out or Path(cfg.train.output_dir) / "test")
     per = []
     for s in splits:
         split = ds.split(s)
+        if st is not None:
+            check_train_test_overlap(st, split, cfg.test.allow_train_overlap)
         r = evaluate_split(model, split, cfg, dev, progress=cfg.train.progress, keep=a.visrank > 0)
         if a.visrank > 0:
             vis = write_visrank(split, r.pop("_distmat"), out_dir / "visrank" / f"split_{s}", topk=a.visrank,
@@ -119,15 +115,16 @@ def _cmd_test(a) -> int:
     name = cfg.model.name + (" + re-ranking" if cfg.test.rerank else "") + (" (pairwise)" if cfg.test.mode == "pairwise" else "")
     res = {"per_split": per, "summary": summarize(per), "dataset": cfg.data.dataset, "model": name,
            "checkpoint": a.checkpoint}
-    write_json(res, out_dir / "metrics.json")
-    png = plot_cmc(per, out_dir / "cmc.png", title=f"{cfg.data.dataset}: {name}")
+    # the table first: a failed write (e.g. a full disk) must not lose the numbers
     if len(per) > 1:
         print(format_table([dict(r, dataset=cfg.data.dataset, model=name, protocol=split_label(r["split_id"], ds.num_splits))
                             for r in per], title="per split"))
         print()
     row = dict(res["summary"], dataset=cfg.data.dataset, model=name,
                protocol=f"mean ± std of {len(splits)} splits" if len(splits) > 1 else split_label(splits[0], ds.num_splits))
-    print(format_table([row]))
+    print(format_table([row]), flush=True)
+    write_json(res, out_dir / "metrics.json")
+    png = plot_cmc(per, out_dir / "cmc.png", title=f"{cfg.data.dataset}: {name}")
     print(f"metrics: {out_dir / 'metrics.json'}; CMC curve: {png}")
     return 0
 
@@ -208,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train", help="train (and evaluate) as a config says")
     s.add_argument("--config", required=True)
     s.add_argument("--resume", default=None, help="checkpoint to continue from")
+    s.add_argument("--allow-changes", action="store_true",
+                   help="with --resume: apply settings that differ from the checkpoint's (else an error listing them)")
+    s.add_argument("--overwrite", action="store_true", help="replace a run already in train.output_dir")
     s.add_argument("overrides", nargs="*", help="key=value")
     s.set_defaults(fn=_cmd_train)
 
@@ -256,13 +256,48 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text if len(text) <= 600 else text[:600] + " ..."
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line. Exit codes: 0 success; 2 a user error (bad config key or value,
+    missing or malformed data, unsafe or foreign checkpoint: one line naming the key or file);
+    1 a failed write (disk full, permissions); 130 / 143 training interrupted by SIGINT /
+    SIGTERM (a resumable checkpoint was written). ``--debug`` or ``VIDREID_DEBUG=1`` shows the
+    traceback instead."""
+    import os
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = os.environ.get("VIDREID_DEBUG") == "1" or "--debug" in argv
+    argv = [x for x in argv if x != "--debug"]
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
+    except TrainingInterrupted as e:
+        if debug:
+            raise
+        cfg = getattr(args, "config", None)
+        print(f"vidreid {args.cmd}: {_one_line(e)}; resume with: vidreid train --config {cfg} --resume {e.checkpoint}"
+              + (" " + " ".join(args.overrides) if getattr(args, "overrides", None) else ""), file=sys.stderr)
+        return e.exit_code
     except VidReIDError as e:
-        print(f"vidreid {args.cmd}: error: {e}", file=sys.stderr)
+        if debug:
+            raise
+        print(f"vidreid {args.cmd}: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except OSError as e:
+        if debug:
+            raise
+        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"vidreid {args.cmd}: error:{where} {e.strerror or _one_line(e)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"vidreid {args.cmd}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

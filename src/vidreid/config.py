@@ -102,6 +102,7 @@ class TestConfig:
     rerank_k1: int = 20
     rerank_k2: int = 6
     rerank_lambda: float = 0.3
+    allow_train_overlap: bool = False  # evaluate a checkpoint on test people it was trained on (else an error)
 
 
 @dataclass
@@ -113,6 +114,7 @@ class TrainConfig:
     checkpoint_every: int = 1  # epochs
     channels_last: bool = True
     progress: bool = True
+    overwrite: bool = False  # replace a run already in output_dir (else an error; --resume continues it)
 
 
 @dataclass

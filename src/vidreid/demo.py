@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -27,6 +26,8 @@ from .data.datasets.pets import prepare_pets2009
 from .data.synthetic import GENERATOR_VERSION, generate
 from .engine.evaluator import evaluate_split, format_table, pick_device
 from .engine.trainer import Trainer
+from .errors import DatasetError
+from .fileio import atomic_write_json, atomic_write_text
 from .models import create_model
 
 DEMO_LAYOUT, DEMO_PRESET, DEMO_SEED = "prid2011", "prid2011", 0
@@ -41,9 +42,14 @@ def _ensure_synthetic(root: Path) -> None:
                 DEMO_LAYOUT, DEMO_PRESET, DEMO_SEED, GENERATOR_VERSION):
             print(f"[demo] reusing synthetic benchmark at {root}")
             return
-        shutil.rmtree(root)  # our own earlier output (it has our manifest), from another version
+        # never delete a folder: it may hold files we did not write
+        raise DatasetError(f"{root} holds a synthetic benchmark of another generator version or preset "
+                           f"({m.get('layout')}/{m.get('preset')}, seed {m.get('seed')}, version "
+                           f"{m.get('generator_version')}; the demo needs {DEMO_LAYOUT}/{DEMO_PRESET}, seed {DEMO_SEED}, "
+                           f"version {GENERATOR_VERSION}); delete it yourself or choose another --out")
     elif root.exists() and any(root.iterdir()):
-        raise FileExistsError(f"{root} exists without a synth_manifest.json; choose another --out")
+        raise DatasetError(f"{root} exists and is not a demo benchmark (no synth_manifest.json); the demo writes "
+                           "nothing into a folder it did not create: choose another --out")
     print(f"[demo] generating the synthetic PRID-like benchmark into {root}")
     generate(DEMO_LAYOUT, DEMO_PRESET, root, seed=DEMO_SEED, progress=True)
 
@@ -109,6 +115,6 @@ def run_demo(out: str | Path = "outputs/demo", pets: str | None = None) -> list[
         "PETS protocols: see ../shared/data/pets2009_s2l1/README.md and vidreid.data.datasets.pets.",
     ])
     print("\n" + text)
-    (out / "results.md").write_text(text + "\n")
-    (out / "results.json").write_text(json.dumps({"rows": rows, "wall_time_s": total, "chance_rank1": chance}, indent=1))
+    atomic_write_text(out / "results.md", text + "\n")
+    atomic_write_json(out / "results.json", {"rows": rows, "wall_time_s": total, "chance_rank1": chance})
     return rows

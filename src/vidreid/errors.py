@@ -17,3 +17,22 @@ class ConfigError(VidReIDError):
 
 class NonFiniteLossError(VidReIDError):
     """Training produced a NaN or infinite loss; the message names the epoch and step."""
+
+
+class TrainingInterrupted(VidReIDError):
+    """Training stopped on SIGINT or SIGTERM after writing a resumable checkpoint.
+
+    Attributes: signum, checkpoint (path), epoch, step, where (text).
+    """
+
+    def __init__(self, signum: int, checkpoint, epoch: int, step: int, where: str):
+        import signal
+
+        self.signum, self.checkpoint, self.epoch, self.step = signum, checkpoint, epoch, step
+        name = signal.Signals(signum).name if signum else "a signal"
+        super().__init__(f"interrupted by {name} at {where} (global step {step}); checkpoint saved to {checkpoint}")
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal number: 130 for SIGINT, 143 for SIGTERM (the shell convention)."""
+        return 128 + int(self.signum or 2)

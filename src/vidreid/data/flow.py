@@ -21,8 +21,11 @@ PNG ``<rel>.png`` with the flow from that frame to the next (the last frame of a
 the previous flow; a one-frame tracklet gets zero flow), quantised to 8 bits per component:
 ``q = round(128 + 127 * clip(flow / bound, -1, 1))`` (zero flow is exactly 128) with x in the red and y in the green
 channel (blue is 0), flow in pixels at the frame's stored resolution. ``manifest.json`` holds
-the method, ``bound`` (pixels), the format version and a fingerprint of the tracklets (paths and
-lengths); a cache whose fingerprint differs from the dataset is stale.
+the method, ``bound`` (pixels), the format version and a signature of every tracklet (its frame
+paths and each frame file's size and modification time); a cache whose signature differs from
+the tracklets read is stale, at training and at test. A run removes the old manifest before
+it writes any flow file and writes the new one last (atomically), so an interrupted run leaves
+no usable cache, never one mixing two runs' files or bounds.
 
 The data layer yields flow in units of ``bound`` (so in [-1, 1]), resized to the clip size with
 the vectors scaled accordingly, and transformed with the clip's augmentation (a horizontal flip
@@ -41,6 +44,7 @@ import cv2
 import numpy as np
 
 from ..errors import ConfigError, DatasetError
+from ..fileio import atomic_write_json, write_image
 from .tracklet import Tracklet
 
 METHODS = ("tvl1", "farneback", "lk")
@@ -83,11 +87,22 @@ def decode(img: np.ndarray) -> np.ndarray:
     return (np.stack([img[..., 2], img[..., 1]], -1).astype(np.float32) - 128.0) / 127.0
 
 
-def fingerprint(tracklets: list[Tracklet]) -> str:
+def tracklet_signature(root: Path, t: Tracklet) -> str:
+    """A hash of what a tracklet's flow depends on: every frame's path, size and modification
+    time (ns). Raises DatasetError for a missing frame."""
     h = hashlib.sha256()
-    for t in sorted(tracklets, key=lambda t: t.frames[0]):
-        h.update(f"{t.frames[0]}|{len(t)}\n".encode())
-    return h.hexdigest()
+    for f in t.frames:
+        try:
+            st = os.stat(Path(root) / f)
+        except FileNotFoundError:
+            raise DatasetError(f"missing frame {Path(root) / f}") from None
+        h.update(f"{f}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:24]
+
+
+def signatures(root: Path, tracklets: list[Tracklet]) -> dict[str, str]:
+    """{first frame path: :func:`tracklet_signature`} of the tracklets."""
+    return {t.frames[0]: tracklet_signature(root, t) for t in tracklets}
 
 
 def cache_dir(root: Path, method: str) -> Path:
@@ -124,9 +139,7 @@ def _compute_one(args) -> int:
             fl[bad] = 0.0
     flows.append(flows[-1])  # the last frame reuses the previous flow
     for f, fl in zip(frames, flows):
-        p = flow_path(Path(root), method, f)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(p), encode(fl, bound))
+        write_image(flow_path(Path(root), method, f), encode(fl, bound))
     return len(frames), nonfinite
 
 
@@ -201,6 +214,11 @@ def compute_flow_cache(dataset, method: str = "farneback", workers: int = 1, bou
         raise ConfigError(f"flow bound must be > 0, got {bound}")
     tracklets = all_tracklets(dataset)
     root = Path(dataset.root)
+    # the cache is invalid from the first flow file written until the new manifest (written
+    # last): an interrupted run leaves no manifest, so nothing reads a half-built cache
+    old = cache_dir(root, method) / "manifest.json"
+    if old.is_file():
+        old.unlink()
     jobs = [(str(root), method, bound, list(t.frames)) for t in tracklets]
     bar = None
     if progress:
@@ -220,8 +238,8 @@ def compute_flow_cache(dataset, method: str = "farneback", workers: int = 1, bou
     manifest = {"method": method, "bound": bound, "format_version": FORMAT_VERSION,
                 "tracklets": len(tracklets), "frames": sum(len(t) for t in tracklets),
                 "nonfinite_vectors_zeroed": zeroed,
-                "fingerprint": fingerprint(tracklets)}
-    (cache_dir(root, method) / "manifest.json").write_text(json.dumps(manifest, indent=1))
+                "signatures": signatures(root, tracklets)}
+    atomic_write_json(cache_dir(root, method) / "manifest.json", manifest)
     return manifest
 
 
@@ -230,7 +248,7 @@ class FlowCache:
 
     Args:
         root: dataset root; dataset_name: for the error message; method: the flow method;
-        tracklets: the tracklets that will be read (checked against the cache fingerprint).
+        tracklets: the tracklets that will be read (checked against the cache signatures).
 
     Raises:
         DatasetError: no cache, or a stale one; the message gives the command that builds it.
@@ -238,17 +256,28 @@ class FlowCache:
 
     def __init__(self, root, dataset_name: str, method: str, tracklets: list[Tracklet] | None = None,
                  all_tracklets_of=None):
+        """``tracklets`` (or every tracklet of ``all_tracklets_of``, a loaded dataset) are checked
+        against the manifest's signatures: a frame changed, added or removed since the cache
+        was built is an error."""
         self.root, self.method = Path(root), method
         d = cache_dir(self.root, method)
         cmd = f"vidreid flow --dataset {dataset_name} --root {self.root} --method {method}"
         man = d / "manifest.json"
         if not man.is_file():
             raise DatasetError(f"no {method} optical-flow cache at {d}; build it with: {cmd}")
-        m = json.loads(man.read_text())
+        try:
+            m = json.loads(man.read_text())
+        except (OSError, ValueError) as e:
+            raise DatasetError(f"flow cache manifest {man} is unreadable ({e}); rebuild it with: {cmd}") from e
         if m.get("format_version") != FORMAT_VERSION or m.get("method") != method:
             raise DatasetError(f"flow cache {d} has another format or method; rebuild it with: {cmd}")
-        if all_tracklets_of is not None and m.get("fingerprint") != fingerprint(all_tracklets(all_tracklets_of)):
-            raise DatasetError(f"flow cache {d} is stale (the dataset's tracklets changed); rebuild it with: {cmd}")
+        check = list(tracklets or []) + (all_tracklets(all_tracklets_of) if all_tracklets_of is not None else [])
+        sigs = m.get("signatures", {})
+        for t in check:
+            if sigs.get(t.frames[0]) != tracklet_signature(self.root, t):
+                what = "is not in it" if t.frames[0] not in sigs else "changed since it was built"
+                raise DatasetError(f"flow cache {d} is stale: the tracklet of {t.frames[0]} {what}; "
+                                   f"rebuild it with: {cmd}")
         self.bound = float(m["bound"])
 
     def read(self, frame: str, height: int, width: int) -> np.ndarray:

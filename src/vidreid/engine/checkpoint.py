@@ -1,32 +1,80 @@
-"""Atomic checkpoints: written to a temporary file in the same folder, then renamed, so a
-crash mid-write never leaves a truncated checkpoint."""
+"""Checkpoints: written atomically (a temporary file in the same folder, fsynced, then renamed,
+so a crash or a full disk mid-write never leaves a truncated checkpoint), read with
+``torch.load(weights_only=True)`` so a file can hold tensors and plain containers only: a
+crafted or foreign pickle that would run code is refused, never executed.
+
+Everything a checkpoint holds is therefore a tensor or a plain type (dict, list, tuple, str,
+int, float, bool, None); the RNG states are stored that way (:func:`rng_state`).
+"""
 
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..errors import VidReIDError
+
+REQUIRED_KEYS = ("model", "config")
+
+
+class CheckpointError(VidReIDError):
+    """A checkpoint is missing, truncated, not a vidreid checkpoint, or holds objects that a
+    safe load refuses; the message names the file."""
+
 
 def rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+    """The torch, NumPy, Python and CUDA generator states as tensors and plain types."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"torch": torch.get_rng_state(),
+            "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+            "python": random.getstate(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
 
 def set_rng_state(state: dict) -> None:
+    """Restore what :func:`rng_state` returned."""
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def nonfinite_tensors(state: dict) -> list[str]:
+    """Names of the floating-point tensors of a (nested) state dict holding NaN or inf."""
+    bad: list[str] = []
+
+    def walk(obj, name):
+        if isinstance(obj, torch.Tensor):
+            if obj.is_floating_point() and not bool(torch.isfinite(obj).all()):
+                bad.append(name)
+        elif isinstance(obj, dict):
+            for k, v in obj.items():
+                walk(v, f"{name}.{k}" if name else str(k))
+        elif isinstance(obj, (list, tuple)):
+            for i, v in enumerate(obj):
+                walk(v, f"{name}[{i}]")
+
+    walk(state, "")
+    return bad
+
+
 def save_checkpoint(state: dict, path: str | Path) -> Path:
-    """Write ``state`` with torch.save atomically (temporary file + os.replace)."""
+    """Write ``state`` with torch.save atomically (temporary file + os.replace).
+
+    Raises:
+        CheckpointError: the write failed (e.g. disk full); the previous checkpoint is intact.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -36,6 +84,10 @@ def save_checkpoint(state: dict, path: str | Path) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise CheckpointError(f"cannot write checkpoint {path}: {e.strerror or e}; the previous one is intact") from e
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -44,12 +96,30 @@ def save_checkpoint(state: dict, path: str | Path) -> Path:
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """Load a checkpoint written by :func:`save_checkpoint`.
+    """Load a checkpoint written by :func:`save_checkpoint`, safely (``weights_only=True``).
 
     Raises:
-        FileNotFoundError: no such file (names it).
+        CheckpointError: no such file; a truncated or corrupt file; a file whose pickle holds
+            anything but tensors and plain containers (a crafted file is refused, its code
+            never runs); a file that is not a vidreid checkpoint (no model or config).
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    return torch.load(path, map_location="cpu", weights_only=False)
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        st = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "Weights only load failed" in str(e):
+            hint = next((ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln or "GLOBAL" in ln), first)
+            raise CheckpointError(f"checkpoint {path} holds objects a safe load refuses ({hint[:200]}); "
+                                  "it was not written by vidreid or was tampered with, and was not loaded") from None
+        raise CheckpointError(f"checkpoint {path} is corrupt: {first[:200]}") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({msg[:200]})") from None
+    if not isinstance(st, dict) or any(k not in st for k in REQUIRED_KEYS):
+        have = sorted(st)[:8] if isinstance(st, dict) else type(st).__name__
+        raise CheckpointError(f"{path} is not a vidreid checkpoint: expected the keys {list(REQUIRED_KEYS)}, "
+                              f"found {have}")
+    return st

@@ -3,7 +3,6 @@ mean +- std over the splits of a 10-split protocol."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ from ..data.tracklet import ReIDSplit
 from ..data.transforms import ClipTransform
 from ..inference.features import extract_features
 from ..errors import ConfigError
+from ..fileio import atomic_write_json
 from ..inference.pairwise import extract_states, pairwise_distances
 from ..metrics.rank import FeatureDistance, evaluate_rank
 from ..metrics.rerank import k_reciprocal_rerank
@@ -48,7 +48,8 @@ def query_gallery_distances(model, split: ReIDSplit, cfg, device="cpu", progress
         raise ConfigError(f"test.distance must be euclidean or cosine, got {t.distance!r}")
     if t.mode not in ("embedding", "pairwise"):
         raise ConfigError(f"test.mode must be embedding or pairwise, got {t.mode!r}")
-    flow = FlowCache(split.root, cfg.data.dataset, cfg.data.flow) if cfg.data.flow else None
+    flow = (FlowCache(split.root, cfg.data.dataset, cfg.data.flow, tracklets=split.query + split.gallery)
+            if cfg.data.flow else None)
     if t.mode == "pairwise":
         if not getattr(model, "pairwise", False):
             raise ConfigError(f"test.mode=pairwise: model {type(model).__name__} has no pair_distance")
@@ -117,8 +118,8 @@ def format_table(rows: list[dict], title: str = "") -> str:
 
 
 def write_json(obj, path: str | Path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(obj, indent=1))
+    """Write ``obj`` as JSON atomically (:func:`vidreid.fileio.atomic_write_json`)."""
+    atomic_write_json(path, obj)
 
 
 def pick_device(name: str) -> torch.device:

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from ..data.tracklet import ReIDSplit
+from ..fileio import save_figure, write_image
 
 GREEN, RED, WHITE = (40, 180, 40), (40, 40, 220), (255, 255, 255)  # BGR
 
@@ -37,9 +38,7 @@ def plot_cmc(per_split: list[dict], path: str | Path, title: str = "") -> Path:
     ax.legend(loc="lower right")
     ax.set_title(title or "CMC")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    path = save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -81,6 +80,6 @@ def write_visrank(split: ReIDSplit, distmat, out_dir: str | Path, topk: int = 10
             parts += [gap, _cell(split.root, t.frames, 1, height, width, GREEN if t.pid == q.pid else RED)]
         img = np.concatenate(parts, 1)
         p = out_dir / f"q{i:05d}_pid{q.pid}.jpg"
-        cv2.imwrite(str(p), img)
+        write_image(p, img)
         paths.append(p)
     return paths

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
@@ -24,12 +25,50 @@ from ..data.samplers import PKBatchSampler
 from ..data.sampling import TemporalSampler
 from ..data.transforms import ClipTransform
 from ..data.video import ClipDataset
-from ..errors import ConfigError, NonFiniteLossError
+from ..errors import ConfigError, NonFiniteLossError, TrainingInterrupted
+from ..fileio import atomic_write_text
 from ..losses import CompositeLoss
 from ..models import create_model
 from ..models.registry import to_channels_last
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import load_checkpoint, nonfinite_tensors, rng_state, save_checkpoint, set_rng_state
 from .evaluator import evaluate_split, pick_device, write_json
+
+
+# Settings that may differ between a run and its resumption: where things are written or read,
+# how fast, and how the model is tested. Anything else changed on --resume is an error unless
+# the caller allows it (then the new values are applied and recorded).
+RESUME_FREE_KEYS = ("train.output_dir", "train.progress", "train.log_every", "train.device", "train.checkpoint_every",
+                    "train.channels_last", "data.num_workers", "data.root", "data.verify_files", "test.")
+RUN_FILES = ("checkpoint.pt", "metrics.json", "log.jsonl")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def changed_settings(old: dict, new: dict) -> dict[str, tuple]:
+    """{dotted key: (old, new)} of the settings that differ between two config containers,
+    ignoring :data:`RESUME_FREE_KEYS`."""
+    a, b = _flatten(old), _flatten(new)
+    out = {}
+    for k in sorted(set(a) | set(b)):
+        if any(k == f or (f.endswith(".") and k.startswith(f)) for f in RESUME_FREE_KEYS):
+            continue
+        if a.get(k, "<unset>") != b.get(k, "<unset>"):
+            out[k] = (a.get(k, "<unset>"), b.get(k, "<unset>"))
+    return out
+
+
+def _ignore_sigint(_worker_id: int) -> None:
+    """DataLoader workers leave Ctrl-C to the main process, which stops at a step boundary."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _dist():
@@ -247,10 +286,15 @@ class Trainer:
             "global_step": self.global_step,
             "config": to_container(self.cfg),
             "split_id": self.split.split_id,
-            "labels": self.labels,
+            "labels": self.labels,  # training pid -> label: the identities this model has seen
+            "dataset": self.cfg.data.dataset,
+            "data_root": str(Path(self.split.root).resolve()),
         }
 
-    def load_state_dict(self, st: dict) -> None:
+    def load_state_dict(self, st: dict, apply_config: bool = False) -> None:
+        """Restore a :meth:`state_dict`. With ``apply_config`` the optimiser's hyper-parameters
+        and base learning rates are those of this trainer's config rather than the
+        checkpoint's (a resume with changed settings, allowed on purpose)."""
         self.enter_stage(st.get("stage", 0))
         self.model.load_state_dict(st["model"])
         self.optimizer.load_state_dict(st["optimizer"])
@@ -259,6 +303,16 @@ class Trainer:
         self.sampler.load_state_dict(st["sampler"])
         set_rng_state(st["rng"])
         self.epoch, self.global_step = st["epoch"], st["global_step"]
+        if apply_config:
+            fresh = build_optimizer(self.cfg, self.model, self.plan[self.stage][2].lr)
+            factor = self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
+            for g, f in zip(self.optimizer.param_groups, fresh.param_groups):
+                for k, v in f.items():
+                    if k != "params":
+                        g[k] = v
+                g["initial_lr"] = f["lr"]
+                g["lr"] = f["lr"] * factor
+            self.scheduler.base_lrs = [f["lr"] for f in fresh.param_groups]
 
     def _log(self, rec: dict, writer) -> None:
         if self.rank != 0:
@@ -271,7 +325,46 @@ class Trainer:
                     writer.add_scalar(f"train/{k}", v, rec["step"])
 
     # ----------------------------------------------------------------------------- loop
-    def fit(self, resume: str | Path | None = None, stop_after_epochs: int | None = None) -> dict:
+    def _check_output_dir(self, overwrite: bool) -> None:
+        found = [f for f in RUN_FILES if (self.out_dir / f).exists()]
+        if not found:
+            return
+        if not overwrite:
+            raise ConfigError(
+                f"train.output_dir {self.out_dir} already holds a run ({', '.join(found)}); continue it with "
+                f"--resume {self.out_dir / 'checkpoint.pt'}, replace it with --overwrite (train.overwrite=true), "
+                "or choose another train.output_dir")
+        if self.rank == 0 and (self.out_dir / "log.jsonl").exists():
+            atomic_write_text(self.out_dir / "log.jsonl", "")  # our own log: the new run starts it afresh
+
+    def _trim_log(self) -> None:
+        """After a resume, drop log rows past the checkpoint's step (written after it, then
+        lost with the interrupted run), so no step appears twice."""
+        log = self.out_dir / "log.jsonl"
+        if self.rank != 0 or not log.is_file():
+            return
+        keep = []
+        for line in log.read_text().splitlines():
+            try:
+                if json.loads(line).get("step", 0) <= self.global_step:
+                    keep.append(line)
+            except ValueError:
+                continue  # a line cut by a kill mid-write
+        atomic_write_text(log, "".join(k + "\n" for k in keep))
+
+    def _save(self, path: Path) -> None:
+        """Checkpoint, unless the model's tensors are no longer finite: then the last good
+        checkpoint stays and training stops with an error."""
+        bad = nonfinite_tensors({"model": self.model.state_dict()})
+        if bad:
+            kept = f"the last good checkpoint {path} is kept" if path.exists() else "no checkpoint was written"
+            raise NonFiniteLossError(
+                f"{len(bad)} model tensors are NaN or infinite after epoch {self.epoch} (e.g. {bad[0]}); {kept}. "
+                f"Lower optim.lr (now {self.cfg.optim.lr}) or set optim.max_grad_norm")
+        save_checkpoint(self.state_dict(), path)
+
+    def fit(self, resume: str | Path | None = None, stop_after_epochs: int | None = None,
+            allow_changes: bool = False, overwrite: bool | None = None) -> dict:
         """Train for ``schedule.epochs`` epochs (from a checkpoint when ``resume`` is given),
         checkpointing to ``output_dir/checkpoint.pt``; evaluate at the end.
 
@@ -280,20 +373,44 @@ class Trainer:
                 sampler state).
             stop_after_epochs: stop (after checkpointing) once this many epochs are done in
                 total, without changing the schedule; for interrupting on purpose.
+            allow_changes: on resume, accept settings that differ from the checkpoint's (other
+                than :data:`RESUME_FREE_KEYS`); the new ones are applied and ``config.yaml``
+                records them. Without it such a difference is an error listing the keys.
+            overwrite: replace a finished or started run in ``output_dir`` (default
+                ``train.overwrite``); without it, such a folder is an error.
+
+        SIGINT (Ctrl-C) or SIGTERM during training: the current step finishes, a resumable
+        checkpoint is written and :class:`~vidreid.errors.TrainingInterrupted` is raised
+        (a second signal interrupts at once).
 
         Returns:
             The final metrics dict (also written to ``output_dir/metrics.json``), or
             ``{"stopped_at_epoch": e}`` when stopped early.
 
         Raises:
-            NonFiniteLossError: a NaN or infinite loss (names epoch and step).
+            NonFiniteLossError: a NaN or infinite loss, or parameters that became non-finite
+                (names epoch and step; the last good checkpoint is kept).
+            ConfigError: ``output_dir`` holds a run and neither ``resume`` nor ``overwrite``;
+                a resume with changed settings without ``allow_changes``.
+            CheckpointError: an unreadable or unsafe checkpoint.
+            TrainingInterrupted: SIGINT / SIGTERM (after saving a resumable checkpoint).
         """
         cfg = self.cfg
+        if resume is None:
+            self._check_output_dir(cfg.train.overwrite if overwrite is None else overwrite)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if resume is not None:
-            self.load_state_dict(load_checkpoint(resume))
+            st = load_checkpoint(resume)
+            diff = changed_settings(st["config"], to_container(cfg))
+            if diff and not allow_changes:
+                lines = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in ((k, *v) for k, v in list(diff.items())[:8]))
+                raise ConfigError(f"--resume {resume}: the settings differ from the checkpoint's ({lines}"
+                                  f"{'; ...' if len(diff) > 8 else ''}); drop the overrides to continue the run as "
+                                  "it was, or pass --allow-changes to apply them")
+            self.load_state_dict(st, apply_config=bool(diff))
+            self._trim_log()
         if self.rank == 0:
-            (self.out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+            atomic_write_text(self.out_dir / "config.yaml", OmegaConf.to_yaml(cfg))
         writer = None
         if self.rank == 0:
             try:
@@ -304,9 +421,27 @@ class Trainer:
         # One loader for the whole run: persistent workers are not restarted every epoch. The
         # batch sampler is iterated in this process, so set_epoch below still takes effect.
         loader = DataLoader(self.train_set, batch_sampler=self.sampler, num_workers=cfg.data.num_workers,
-                            persistent_workers=cfg.data.num_workers > 0)
+                            persistent_workers=cfg.data.num_workers > 0, worker_init_fn=_ignore_sigint)
         total_epochs = self.plan[-1][1]
         metrics: dict = {}
+        self._signal = None
+        handlers = {}
+
+        def on_signal(signum, frame):
+            if self._signal is not None:  # a second signal: stop now
+                raise KeyboardInterrupt
+            self._signal = signum
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                handlers[sig] = signal.signal(sig, on_signal)
+        ckpt = self.out_dir / "checkpoint.pt"
+
+        def interrupted(where: str):
+            if self.rank == 0:
+                self._save(ckpt)
+            return TrainingInterrupted(self._signal, ckpt, self.epoch, self.global_step, where)
+
         try:
             while self.epoch < total_epochs:
                 start_batch = self.sampler.start_batch if resume is not None else 0
@@ -348,11 +483,15 @@ class Trainer:
                         rec.update(parts)
                         self._log(rec, writer)
                         if hasattr(it, "set_postfix"):
-                            it.set_postfix(loss=f"{float(loss):.3f}")
+                            it.set_postfix(loss=f"{float(loss.detach()):.3f}")
+                    if self._signal is not None and i + 1 < self.iters_per_epoch:
+                        raise interrupted(f"epoch {self.epoch + 1}, step {i + 1} of {self.iters_per_epoch}")
                 self.epoch += 1
                 self.sampler.set_epoch(self.epoch, 0)
+                if self._signal is not None:
+                    raise interrupted(f"the end of epoch {self.epoch}")
                 if self.rank == 0 and (self.epoch % cfg.train.checkpoint_every == 0 or self.epoch == total_epochs):
-                    save_checkpoint(self.state_dict(), self.out_dir / "checkpoint.pt")
+                    self._save(ckpt)
                 if cfg.test.eval_every and self.epoch % cfg.test.eval_every == 0 and self.epoch < total_epochs:
                     m = self.evaluate()
                     self._log({"epoch": self.epoch, "step": self.global_step, "eval_rank1": m["rank1"], "eval_mAP": m["mAP"]}, writer)
@@ -362,6 +501,8 @@ class Trainer:
             if self.rank == 0:
                 write_json(metrics, self.out_dir / "metrics.json")
         finally:
+            for sig, h in handlers.items():
+                signal.signal(sig, h)
             if writer is not None:
                 writer.close()
         return metrics
@@ -386,6 +527,33 @@ def load_model_from_checkpoint(path, cfg=None):
     _, _, stage = plan[st.get("stage", stage_index(plan, st.get("epoch", 0)))]
     apply_model_attrs(model, dict(stage.model_attrs), {}, "checkpoint stage")
     return model, cfg, st
+
+
+def check_train_test_overlap(st: dict, split, allow: bool = False) -> int:
+    """Refuse to test a checkpoint on identities it was trained on: the checkpoint's training
+    pids (``labels``) against the split's query and gallery pids (distractors and junk, pid <= 0,
+    aside), when the checkpoint was trained on the same dataset (and root, when recorded).
+
+    Returns:
+        the number of overlapping identities (0 for another dataset).
+    Raises:
+        ConfigError: an overlap, unless ``allow`` (``test.allow_train_overlap``).
+    """
+    ck_cfg = st.get("config", {}).get("data", {})
+    if ck_cfg.get("dataset") != split.dataset:
+        return 0
+    root = st.get("data_root")
+    if root is not None and Path(root) != Path(split.root).resolve():
+        return 0
+    trained = {int(p) for p in st.get("labels", {})}
+    test = {t.pid for t in split.query + split.gallery if t.pid > 0}
+    n = len(trained & test)
+    if n and not allow:
+        raise ConfigError(
+            f"split {split.split_id}: {n} of its {len(test)} test identities were training identities of this "
+            f"checkpoint (trained on split {st.get('split_id', 0)}); its numbers would not be a test. Test the split it "
+            "was trained on, train every split (data.split_id=all), or set test.allow_train_overlap=true")
+    return n
 
 
 def train_all_splits(cfg) -> dict:

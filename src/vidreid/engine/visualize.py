@@ -19,6 +19,7 @@ from ..data.datasets.common import IMAGE_EXTS, frame_number
 from ..data.sampling import TemporalSampler
 from ..data.video import read_frame
 from ..errors import DatasetError
+from ..fileio import save_figure
 from .evaluator import make_test_transform
 
 
@@ -81,9 +82,7 @@ def _save(fig, title: str, out: str | Path) -> Path:
     """Title, lay out, write (parents created) and close a figure."""
     fig.suptitle(title, fontsize=8)
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    out = save_figure(fig, out, dpi=110)
     _pyplot().close(fig)
     return out
 

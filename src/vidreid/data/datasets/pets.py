@@ -20,13 +20,13 @@ counted in ``out/pets2009_prepare.json``; nothing is dropped silently.
 from __future__ import annotations
 
 import csv
-import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import cv2
 
 from ...errors import DatasetError
+from ...fileio import atomic_write_json, write_image
 from .common import require_file
 
 
@@ -128,7 +128,7 @@ def prepare_pets2009(src: str | Path, out: str | Path, min_split_len: int = 2) -
         d = root / subset / f"{ids[tid]:04d}" / f"c{camid}_track{tid:02d}"
         d.mkdir(parents=True, exist_ok=True)
         for fn, img in items:
-            cv2.imwrite(str(d / f"{fn:06d}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            write_image(d / f"{fn:06d}.jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])
 
     persons: dict[int, list[int]] = {}
     for tid in tracks:
@@ -165,5 +165,5 @@ def prepare_pets2009(src: str | Path, out: str | Path, min_split_len: int = 2) -
         "excluded": excluded,
     }
     out.mkdir(parents=True, exist_ok=True)
-    (out / "pets2009_prepare.json").write_text(json.dumps(summary, indent=1))
+    atomic_write_json(out / "pets2009_prepare.json", summary)
     return summary
