@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from .errors import ConfigError, TrainingInterrupted, VidReIDError
+from .fileio import WriteError
 
 
 def _cmd_synth(a) -> int:
@@ -286,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         print(f"vidreid {args.cmd}: error: {_one_line(e)}", file=sys.stderr)
-        return 2
+        return 1 if isinstance(e, WriteError) else 2
     except OSError as e:
         if debug:
             raise

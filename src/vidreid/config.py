@@ -12,6 +12,7 @@ and lists replace.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -227,9 +228,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     for ov in overrides:
         if "=" not in ov:
             raise ConfigError(f"override {ov!r}: expected key=value (e.g. optim.lr=0.001)")
-        key = ov.split("=", 1)[0]
+        key, raw = ov.split("=", 1)
         try:
-            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([ov]))
+            if "#" in raw or "$" in raw:
+                # taken literally: YAML would cut the value at " #" and OmegaConf would read
+                # "${...}" as an interpolation (a path may hold either)
+                OmegaConf.update(cfg, key, _escape(raw), merge=True)
+            else:
+                cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([ov]))
         except (ConfigKeyError, ConfigAttributeError) as e:
             raise _key_error(e, f"override {key}") from e
         except ValidationError as e:
@@ -237,7 +243,66 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         except TypeError as e:  # e.g. a dotted index into a list (stages.0.loss=...)
             raise ConfigError(f"override {ov!r}: {e}; a list is replaced whole (e.g. stages=[...]), "
                               "not addressed by index") from e
+    return validate_config(cfg)
+
+
+def validate_config(cfg: DictConfig) -> DictConfig:
+    """Check the values whose mistakes would otherwise surface deep inside a run as a
+    traceback (a zero size reaching OpenCV, a negative learning rate, a split that does not
+    exist...).
+
+    Raises:
+        ConfigError: the first invalid value, naming its key and the valid range.
+    """
+    def need(ok: bool, key: str, what: str):
+        if not ok:
+            raise ConfigError(f"{key}: {what}, got {OmegaConf.select(cfg, key)!r}")
+
+    d, o, s, t, tr = cfg.data, cfg.optim, cfg.schedule, cfg.test, cfg.train
+    for key in ("data.p", "data.k"):
+        need(OmegaConf.select(cfg, key) >= 1, key, "must be >= 1")
+    for key in ("data.height", "data.width"):
+        need(OmegaConf.select(cfg, key) >= 16, key, "must be >= 16 pixels")
+    need(d.min_seq_len >= 0, "data.min_seq_len", "must be >= 0")
+    need(d.num_workers >= 0, "data.num_workers", "must be >= 0")
+    need(d.split_id == "all" or (isinstance(d.split_id, int) and not isinstance(d.split_id, bool) and d.split_id >= 0),
+         "data.split_id", "must be a split number >= 0 or 'all'")
+    need(d.mars_gallery in ("all_test", "exclude_query"), "data.mars_gallery", "must be all_test or exclude_query")
+    for key in ("data.train_sampling", "data.test_sampling"):
+        for f in ("seq_len", "stride"):
+            need(OmegaConf.select(cfg, f"{key}.{f}") >= 1, f"{key}.{f}", "must be >= 1")
+    for key in ("data.augment.flip_p", "data.augment.erase_p"):
+        need(0.0 <= OmegaConf.select(cfg, key) <= 1.0, key, "must be a probability in [0, 1]")
+    need(d.augment.pad >= 0 and d.augment.crop >= 0, "data.augment.pad", "pad and crop must be >= 0")
+    need(d.augment.crop < min(d.height, d.width), "data.augment.crop", "must be smaller than the frame")
+    need(o.lr > 0 and math.isfinite(o.lr), "optim.lr", "must be a finite number > 0")
+    need(o.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
+    need(0.0 <= o.momentum < 1.0, "optim.momentum", "must be in [0, 1)")
+    need(o.pretrained_lr_mult >= 0, "optim.pretrained_lr_mult", "must be >= 0")
+    need(o.max_grad_norm >= 0, "optim.max_grad_norm", "must be >= 0 (0 disables clipping)")
+    need(s.epochs >= 1, "schedule.epochs", "must be >= 1")
+    need(s.warmup_epochs >= 0, "schedule.warmup_epochs", "must be >= 0")
+    need(0 < s.gamma <= 1, "schedule.gamma", "must be in (0, 1]")
+    need(t.batch_size >= 1, "test.batch_size", "must be >= 1")
+    need(t.max_rank >= 1, "test.max_rank", "must be >= 1")
+    need(t.rerank_k1 >= 1 and t.rerank_k2 >= 1, "test.rerank_k1", "rerank_k1 and rerank_k2 must be >= 1")
+    need(0.0 <= t.rerank_lambda <= 1.0, "test.rerank_lambda", "must be in [0, 1]")
+    need(t.distance in ("euclidean", "cosine"), "test.distance", "must be euclidean or cosine")
+    need(t.mode in ("embedding", "pairwise"), "test.mode", "must be embedding or pairwise")
+    need(tr.log_every >= 1, "train.log_every", "must be >= 1")
+    need(tr.checkpoint_every >= 1, "train.checkpoint_every", "must be >= 1")
     return cfg
+
+
+def _escape(obj):
+    """Strings with "${" escaped so OmegaConf keeps them literal (recursively)."""
+    if isinstance(obj, str):
+        return obj.replace("${", "\\${")
+    if isinstance(obj, dict):
+        return {k: _escape(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_escape(v) for v in obj]
+    return obj
 
 
 def to_container(cfg: DictConfig) -> dict:
@@ -245,4 +310,6 @@ def to_container(cfg: DictConfig) -> dict:
 
 
 def from_container(d: dict) -> DictConfig:
-    return OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(d))
+    """The inverse of :func:`to_container` (plain values, e.g. from a checkpoint; strings are
+    literal)."""
+    return OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(_escape(d)))

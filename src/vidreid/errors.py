@@ -15,8 +15,13 @@ class ConfigError(VidReIDError):
     valid choices."""
 
 
-class NonFiniteLossError(VidReIDError):
-    """Training produced a NaN or infinite loss; the message names the epoch and step."""
+class NonFiniteError(VidReIDError):
+    """A model produced NaN or infinite values (diverged weights); the message says where."""
+
+
+class NonFiniteLossError(NonFiniteError):
+    """Training produced a NaN or infinite loss or parameters; the message names the epoch and
+    step."""
 
 
 class TrainingInterrupted(VidReIDError):

@@ -75,7 +75,11 @@ def write_image(path: str | Path, img, params: list[int] | None = None) -> Path:
 
     try:
         with atomic_path(path) as tmp:
-            if not cv2.imwrite(str(tmp), img, params or []):
+            try:
+                ok = cv2.imwrite(str(tmp), img, params or [])
+            except cv2.error as e:
+                raise OSError(f"OpenCV: {str(e).strip().splitlines()[-1]}") from None
+            if not ok:
                 raise OSError(f"OpenCV could not encode or write {Path(path).suffix} data")
     except OSError as e:
         raise WriteError(f"cannot write image {path}: {e.strerror or e}") from e

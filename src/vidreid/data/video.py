@@ -27,7 +27,17 @@ def read_frame(path: Path, height: int, width: int) -> np.ndarray:
     Raises:
         DatasetError: the file is missing or not a decodable image (names the path).
     """
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    try:
+        data = np.fromfile(str(path), np.uint8)
+    except OSError as e:
+        raise DatasetError(f"cannot read image {path}: {e.strerror or e}") from None
+    if len(data) >= 4 and data[0] == 0xFF and data[1] == 0xD8:
+        # a JPEG must end with its EOI marker (FF D9), possibly followed by padding; libjpeg
+        # decodes a truncated file with grey fill and only a warning on stderr
+        tail = bytes(data[-64:]).rstrip(b"\x00\r\n ")
+        if not tail.endswith(b"\xff\xd9"):
+            raise DatasetError(f"truncated JPEG {path}: no end-of-image marker (the file was cut short)")
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if len(data) else None
     if img is None:
         raise DatasetError(f"cannot read image {path}: missing or not a decodable image")
     if img.shape[0] != height or img.shape[1] != width:

@@ -13,7 +13,7 @@ from ..data.sampling import TemporalSampler
 from ..data.tracklet import ReIDSplit
 from ..data.transforms import ClipTransform
 from ..inference.features import extract_features
-from ..errors import ConfigError
+from ..errors import ConfigError, DatasetError, NonFiniteError
 from ..fileio import atomic_write_json
 from ..inference.pairwise import extract_states, pairwise_distances
 from ..metrics.rank import FeatureDistance, evaluate_rank
@@ -63,9 +63,17 @@ def query_gallery_distances(model, split: ReIDSplit, cfg, device="cpu", progress
               channels_last=cfg.train.channels_last, progress=progress, compile=t.compile, flow=flow)
     qf = extract_features(model, split.root, split.query, sampler, tf, **kw)
     gf = extract_features(model, split.root, split.gallery, sampler, tf, **kw)
+    for name, f in (("query", qf), ("gallery", gf)):
+        bad = int((~torch.isfinite(f).all(1)).sum())
+        if bad:
+            raise NonFiniteError(f"the model gives NaN or infinite embeddings for {bad} of {len(f)} {name} tracklets: "
+                                 "its weights have diverged (lower optim.lr or set optim.max_grad_norm)")
     if t.rerank:
         if t.distance == "cosine":  # re-ranking works on squared Euclidean distances of unit vectors
             qf, gf = torch.nn.functional.normalize(qf, dim=1), torch.nn.functional.normalize(gf, dim=1)
+        if len(qf) + len(gf) < t.rerank_k1 + 1:
+            raise ConfigError(f"test.rerank_k1={t.rerank_k1}: k-reciprocal re-ranking needs more than k1 tracklets, "
+                              f"the query and gallery hold {len(qf) + len(gf)}; lower test.rerank_k1")
         return k_reciprocal_rerank(qf, gf, t.rerank_k1, t.rerank_k2, t.rerank_lambda), qf, gf
     return FeatureDistance(qf, gf, t.distance), qf, gf  # rows computed per chunk, never the dense matrix
 
@@ -77,6 +85,14 @@ def evaluate_split(model, split: ReIDSplit, cfg, device="cpu", progress: bool = 
     num_skipped_queries, num_query, num_gallery, split_id; with ``keep`` also ``_distmat`` (the
     distances, for reports).
     """
+    for name in ("query", "gallery"):
+        if not split.subset(name):
+            raise DatasetError(f"{split.root}: the {split.dataset} {name} set of split {split.split_id} is empty"
+                               f"{'; excluded: ' + str(split.excluded) if split.excluded else ''}")
+    if not split.valid_queries().any():
+        raise DatasetError(f"{split.root}: no query of split {split.split_id} has a correct match in the gallery "
+                           f"({len(split.query)} queries, {len(split.gallery)} gallery tracklets; gallery items of the "
+                           "query's own pid and camera do not count), so CMC and mAP are undefined")
     dist, _, _ = query_gallery_distances(model, split, cfg, device, progress)
     res = evaluate_rank(dist, [t.pid for t in split.query], [t.pid for t in split.gallery],
                         [t.camid for t in split.query], [t.camid for t in split.gallery], max_rank=cfg.test.max_rank)

@@ -214,8 +214,13 @@ class Trainer:
         flow = FlowCache(self.split.root, d.dataset, d.flow, all_tracklets_of=self.dataset) if d.flow else None
         self.train_set = ClipDataset(self.split.root, self.split.train,
                                      TemporalSampler(ts.strategy, ts.seq_len, True, ts.stride), tf, self.labels, flow=flow)
-        self.sampler = PKBatchSampler([t.pid for t in self.split.train], d.p, d.k, seed=cfg.train.seed,
-                                      rank=self.rank, world_size=self.world)
+        if not self.split.train:
+            raise ConfigError(f"data.root {self.split.root}: the {d.dataset} split {sid} has no training tracklets")
+        try:
+            self.sampler = PKBatchSampler([t.pid for t in self.split.train], d.p, d.k, seed=cfg.train.seed,
+                                          rank=self.rank, world_size=self.world)
+        except ValueError as e:
+            raise ConfigError(f"data.p / data.k: {e}") from None
         self.iters_per_epoch = len(self.sampler)
         if self.iters_per_epoch == 0:
             raise ConfigError(f"data.p={d.p} x data.k={d.k} gives no batch for {len(pids)} training identities")

@@ -36,8 +36,12 @@ class VideoReIDDataset:
         raise NotImplementedError
 
     def _check_split_id(self, split_id: int) -> None:
-        if not 0 <= split_id < self.num_splits:
-            raise IndexError(f"{self.name}: split_id {split_id} out of range 0..{self.num_splits - 1}")
+        """Raises ConfigError (a user's choice) for a split outside 0..num_splits-1."""
+        if not isinstance(split_id, int) or not 0 <= split_id < self.num_splits:
+            from ...errors import ConfigError
+
+            raise ConfigError(f"data.split_id: {self.name} has {self.num_splits} split(s), numbered "
+                              f"0..{self.num_splits - 1}; got {split_id!r}")
 
     def _drop_short(self, tracklets, excluded: dict, subset: str):
         if self.min_seq_len <= 0:
