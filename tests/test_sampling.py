@@ -22,8 +22,11 @@ def test_random_consecutive():
         starts.add(int(idx[0]))
     assert starts == set(range(7))  # every valid start 0..6 occurs
     assert list(TemporalSampler("random_consecutive", 4, train=False)(10)) == [0, 1, 2, 3]
-    # short tracklets repeat frames in order
-    assert list(s(3, rng)) == [0, 0, 1, 2]
+    # tracklets shorter than the clip: frames drawn with repetition, in order, varying per draw
+    draws = {tuple(s(3, rng)) for _ in range(100)}
+    assert len(draws) > 3 and all(list(d) == sorted(d) and min(d) >= 0 and max(d) <= 2 for d in draws)
+    assert TemporalSampler("random_consecutive", 4, train=True, short="stretch")(3, rng).tolist() == [0, 0, 1, 2]
+    assert list(TemporalSampler("random_consecutive", 4, train=False)(3)) == [0, 0, 1, 2]  # test: deterministic
     # stride
     st = TemporalSampler("random_consecutive", 3, train=False, stride=2)
     assert list(st(10)) == [0, 2, 4]
@@ -84,3 +87,44 @@ def test_pk_sampler_resume_and_shards():
     assert shards[0] == full[0::2] and shards[1] == full[1::2]
     with pytest.raises(ValueError, match="P=20"):
         PKBatchSampler(pids, 20, 2)
+
+
+def test_short_tracklets_get_varied_clips_ap3d_rule():
+    """AP3D's TemporalRandomCrop: strided window when n >= L * stride, else L distinct frames
+    (n >= L) or L frames with repetition (n < L), always sorted."""
+    s = TemporalSampler("random_consecutive", 4, train=True, stride=8)
+    rng = np.random.default_rng(0)
+    for n in (40, 32):  # the strided window fits: consecutive frames 8 apart
+        for _ in range(50):
+            d = s(n, rng)
+            assert list(np.diff(d)) == [8, 8, 8] and d[-1] < n
+    for n in (31, 12, 4):  # distinct frames, sorted
+        ds = [s(n, rng) for _ in range(200)]
+        assert all(len(set(d.tolist())) == 4 and list(d) == sorted(d) and d.max() < n for d in ds)
+        assert len({tuple(d) for d in ds}) == 1 if n == 4 else len({tuple(d) for d in ds}) > 20  # 4 of 4: one clip
+    for n in (2, 3):
+        ds = [s(n, rng) for _ in range(50)]
+        assert all(list(d) == sorted(d) and d.max() < n for d in ds) and len({tuple(d) for d in ds}) > 1
+    # the old rule froze these clips
+    old = TemporalSampler("random_consecutive", 4, train=True, stride=8, short="stretch")
+    assert len({tuple(old(20, rng)) for _ in range(20)}) == 1
+    with pytest.raises(ConfigError, match="sampling.short"):
+        TemporalSampler("random_consecutive", 4, short="loop")
+
+
+def test_real_mars_short_tracklets_now_vary():
+    """On the real MARS training metadata at T = 4, stride 8 (AP3D / STRF), the tracklets whose
+    strided window does not fit (the ones the old rule froze) all get more than one clip."""
+    import scipy.io
+
+    from .conftest import shared_path
+
+    info = scipy.io.loadmat(str(shared_path("mars_info", "tracks_train_info.mat")))["track_train_info"]
+    n = (info[:, 1] - info[:, 0] + 1).astype(int)
+    span = 3 * 8 + 1
+    frozen = n < span
+    assert 0.30 < frozen.mean() < 0.45  # about 37% of 8,298 tracklets
+    s = TemporalSampler("random_consecutive", 4, train=True, stride=8)
+    rng = np.random.default_rng(0)
+    for length in sorted(set(n[frozen].tolist()))[:40]:
+        assert len({tuple(s(length, rng)) for _ in range(30)}) > 1, length

@@ -30,6 +30,7 @@ class SamplingConfig:
     strategy: str = "random_consecutive"  # random_consecutive | restricted_random | evenly | all
     seq_len: int = 8
     stride: int = 1
+    short: str = "random"  # random_consecutive training draws on short tracklets: random (AP3D's rule) | stretch
 
 
 @dataclass

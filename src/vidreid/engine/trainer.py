@@ -213,7 +213,8 @@ class Trainer:
         ts = d.train_sampling
         flow = FlowCache(self.split.root, d.dataset, d.flow, all_tracklets_of=self.dataset) if d.flow else None
         self.train_set = ClipDataset(self.split.root, self.split.train,
-                                     TemporalSampler(ts.strategy, ts.seq_len, True, ts.stride), tf, self.labels, flow=flow)
+                                     TemporalSampler(ts.strategy, ts.seq_len, True, ts.stride, ts.short), tf, self.labels,
+                                     flow=flow)
         if not self.split.train:
             raise ConfigError(f"data.root {self.split.root}: the {d.dataset} split {sid} has no training tracklets")
         try:
