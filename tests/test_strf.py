@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from vidreid.models import create_model
 from vidreid.models.strf import FFM, STRF, Bottleneck3D
@@ -53,21 +54,25 @@ def test_inflated_c2d_with_one_frame_equals_2d_resnet50():
     assert (out - ref).abs().max().item() <= 1e-4
 
 
-def test_i3d_and_p3dc_start_as_their_c2d_self_after_inflation():
+def test_i3d_and_p3d_start_as_their_c2d_self_after_inflation():
     import torchvision
 
     torch.manual_seed(1)
     sd = torchvision.models.resnet50(weights=None).state_dict()
     clip = torch.randn(1, 3, 3, 64, 32)
     outs = {}
-    for block in ("c2d", "i3d", "p3dc", "p3db"):
+    for block in ("c2d", "i3d", "p3da", "p3db", "p3dc"):
         m = create_model("resnet3d", block=block)
         m.inflate_from_2d(sd)
         with torch.no_grad():
             outs[block] = m.eval().feature_maps(clip)
-    # I3D: the centre tap alone sees only the current frame; P3D-B/C: zero-scale BN after T
-    for block in ("i3d", "p3dc", "p3db"):
+    # I3D: the centre tap alone sees only the current frame; P3D-A: T starts as the identity;
+    # P3D-B/C: T starts at zero (AP3D's initialisation)
+    for block in ("i3d", "p3da", "p3db", "p3dc"):
         torch.testing.assert_close(outs[block], outs["c2d"], atol=1e-4, rtol=1e-4)
+    # and no extra BN between S and T (AP3D's P3D): one BN (bn2) after the pair
+    blk = create_model("resnet3d", block="p3dc").layer2[0]
+    assert not any(n.startswith("bn2t") for n, _ in blk.named_parameters())
 
 
 @pytest.mark.parametrize("integration", ["cascade_ts", "cascade_st", "parallel"])
@@ -179,3 +184,38 @@ def test_average_factorizing_pool_counts_only_real_cells():
     got = ffm.factorize(f)
     torch.testing.assert_close(got[..., 0, 0], h[..., :2, :2].mean((-1, -2)))  # corner: a 2x2 window
     torch.testing.assert_close(got[..., 1, 1], h[..., :3, :2].mean((-1, -2)))
+
+
+def test_mask_norm_cosine_bounds_the_affinities():
+    """Eq. 3 on raw features saturates the row softmax at kappa = 4 (each position copies its
+    best match); the cosine variant bounds C by kappa, so rows stay spread."""
+    from vidreid.models.strf import FFM
+
+    torch.manual_seed(0)
+    f = torch.randn(2, 64, 4, 8, 4)
+    raw = FFM(64, "s", 3, mask_norm="none").eval()
+    cos = FFM(64, "s", 3, mask_norm="cosine").eval()
+    cos.load_state_dict(raw.state_dict())
+    with torch.no_grad():
+        m_raw, m_cos = raw.mask(f), cos.mask(f)
+        T = F.normalize(cos.factorize(f).flatten(1, 2).flatten(2), dim=1)
+        C = 4.0 * T.transpose(1, 2) @ T
+    torch.testing.assert_close(m_cos, C.softmax(-1))
+    assert float(C.abs().max()) <= 4.0 + 1e-5
+    assert float(m_raw.amax(-1).mean()) > 0.6 and float(m_cos.amax(-1).mean()) < 0.2
+    for m in (m_raw, m_cos):
+        torch.testing.assert_close(m.sum(-1), torch.ones(m.shape[:2]))
+    with pytest.raises(Exception, match="strf_mask_norm"):
+        FFM(64, "s", 3, mask_norm="l1")
+
+
+def test_mars_recipe_is_the_papers():
+    """Sec. 4.2: T = 8, 224 x 112 (feature maps 2048 x 8 x 14 x 7 with last stride 1); no re-ID
+    tricks (no random erasing, no label smoothing); AP3D's 32-frame clip test."""
+    from vidreid.config import load_config
+
+    c = load_config("strf/mars")
+    assert (c.data.train_sampling.seq_len, c.data.height, c.data.width) == (8, 224, 112)
+    assert c.data.augment.erase_p == 0.0 and c.loss[0]["label_smoothing"] == 0.0
+    assert (c.data.test_sampling.strategy, c.data.test_sampling.seq_len) == ("all", 32)
+    assert load_config("strf/ablation/mask_cosine").model.args.strf_mask_norm == "cosine"

@@ -9,9 +9,12 @@ counts) are replaced by
 
 * I3D: the 3x3 convolution becomes 3x3x3 (2D weights at the centre tap, zeros elsewhere, so
   the block starts as its C2D self);
-* P3D (Qiu et al., ICCV 2017) with a spatial 1x3x3 (S) and a temporal 3x1x1 (T) convolution:
-  P3D-A ``T(S(x))``, P3D-B ``S(x) + T(x)``, P3D-C ``S(x) + T(S(x))``. T starts as the identity
-  (centre tap = I); in P3D-B/C the BN after T starts with zero scale, so those blocks start as C2D.
+* P3D (Qiu et al., ICCV 2017) with a spatial 1x3x3 (S) and a temporal 3x1x1 (T) convolution
+  in place of the 3x3 convolution, followed by the block's own BN and ReLU, with no BN or ReLU
+  between S and T (as AP3D's ``P3DA/B/C``, ``models/AP3D.py``, which STRF builds on):
+  P3D-A ``T(S(x))`` with T initialised to the identity (centre tap = I), P3D-B ``S(x) + T(x)``
+  and P3D-C ``S(x) + T(S(x))`` with T initialised to zero. So every P3D block starts exactly as
+  its C2D self.
 
 Head: spatio-temporal average pooling, BN-neck (Luo et al. 2019), bias-free classifier; the
 pooled vector is ``features`` (triplet loss), the BN-neck output the ``embedding``.
@@ -54,11 +57,18 @@ class FFM(nn.Module):
     is a convex combination of input positions, weighted by its own row of M;
     ``product="paper"`` is the printed f M.
 
+    ``mask_norm="none"`` (default) is Eq. 3 as printed, C = kappa T^T T on the raw factorized
+    features. Their inner products are unbounded, so at kappa = 4 the row softmax saturates
+    (row maxima 0.75-0.99 on random inputs: each position copies its best match).
+    ``mask_norm="cosine"`` L2-normalises each position's column of T first, so C = kappa cos,
+    bounded by kappa: the contrastive-attention form of AP3D (Gu et al. 2020, ``APM``:
+    normalised features, temperature 4), which STRF builds on. An ablation, not the paper's.
+
     Input/output: (B, c, t, h, w).
     """
 
     def __init__(self, channels: int, dim: str, resolution: int, pool: str = "max", reduction: int = 16,
-                 kappa: float = 4.0, product: str = "rows"):
+                 kappa: float = 4.0, product: str = "rows", mask_norm: str = "none"):
         super().__init__()
         if dim not in ("t", "s"):
             raise ConfigError(f"FFM dim must be t or s, got {dim!r}")
@@ -68,7 +78,10 @@ class FFM(nn.Module):
             raise ConfigError(f"model.strf_pool must be max or avg, got {pool!r}")
         if product not in ("rows", "paper"):
             raise ConfigError(f"model.strf_product must be rows or paper, got {product!r}")
+        if mask_norm not in ("none", "cosine"):
+            raise ConfigError(f"model.strf_mask_norm must be none or cosine, got {mask_norm!r}")
         self.dim, self.r, self.pool, self.kappa, self.product = dim, resolution, pool, float(kappa), product
+        self.mask_norm = mask_norm
         self.reduce = nn.Conv3d(channels, max(1, channels // reduction), 1)
 
     def factorize(self, f: torch.Tensor) -> torch.Tensor:
@@ -89,6 +102,8 @@ class FFM(nn.Module):
     def mask(self, f: torch.Tensor) -> torch.Tensor:
         """M (B, h*w, h*w), each row summing to 1 (Eq. 3 and the softmax after it)."""
         T = self.factorize(f).flatten(1, 2).flatten(2)  # (B, c/n * t, h*w)
+        if self.mask_norm == "cosine":
+            T = F.normalize(T, dim=1)
         C = self.kappa * T.transpose(1, 2) @ T
         return C.softmax(dim=-1)
 
@@ -115,13 +130,14 @@ class STRF(nn.Module):
         modules: which of ``t_dynamic`` (t, tau), ``t_static`` (t, sigma), ``s_fine`` (s, tau),
             ``s_coarse`` (s, sigma) to use (Table 4). A side with no module passes its input on.
         residual: add the input to the output (not in the paper; off by default).
-        reduction, kappa, product: see :class:`FFM` (16, 4, rows).
+        reduction, kappa, product, mask_norm: see :class:`FFM` (16, 4, rows, none).
 
     Input/output: (B, c, t, h, w).
     """
 
     def __init__(self, channels: int, resolutions=(1, 3), pool: str = "max", integration: str = "cascade_ts",
-                 modules=FFMS, residual: bool = False, reduction: int = 16, kappa: float = 4.0, product: str = "rows"):
+                 modules=FFMS, residual: bool = False, reduction: int = 16, kappa: float = 4.0, product: str = "rows",
+                 mask_norm: str = "none"):
         super().__init__()
         if integration not in INTEGRATIONS:
             raise ConfigError(f"model.strf_integration must be one of {list(INTEGRATIONS)}, got {integration!r}")
@@ -130,7 +146,8 @@ class STRF(nn.Module):
             raise ConfigError(f"model.strf_modules: {bad or 'empty'}; valid: {list(FFMS)}")
         r_tau, r_sigma = (int(r) for r in resolutions)
         spec = {"t_dynamic": ("t", r_tau), "t_static": ("t", r_sigma), "s_fine": ("s", r_tau), "s_coarse": ("s", r_sigma)}
-        self.ffms = nn.ModuleDict({m: FFM(channels, *spec[m], pool, reduction, kappa, product) for m in FFMS if m in modules})
+        self.ffms = nn.ModuleDict({m: FFM(channels, *spec[m], pool, reduction, kappa, product, mask_norm)
+                                   for m in FFMS if m in modules})
         self.integration, self.residual = integration, residual
 
     def _side(self, f: torch.Tensor, dim: str) -> torch.Tensor | None:
@@ -148,13 +165,6 @@ class STRF(nn.Module):
                 o = self._side(out, d)
                 out = out if o is None else o
         return out + f if self.residual else out
-
-
-def _bn(c: int, zero: bool = False) -> nn.BatchNorm3d:
-    bn = nn.BatchNorm3d(c)
-    if zero:
-        nn.init.zeros_(bn.weight)
-    return bn
 
 
 def _temporal_identity_(conv: nn.Conv3d) -> None:
@@ -184,8 +194,10 @@ class Bottleneck3D(nn.Module):
         if block.startswith("p3d"):
             tstride = (1, stride, stride) if block == "p3db" else 1
             self.conv2t = nn.Conv3d(planes, planes, (3, 1, 1), stride=tstride, padding=(1, 0, 0), bias=False)
-            _temporal_identity_(self.conv2t)
-            self.bn2t = _bn(planes, zero=block in ("p3db", "p3dc"))
+            if block == "p3da":
+                _temporal_identity_(self.conv2t)
+            else:
+                nn.init.zeros_(self.conv2t.weight)
         self.strf = STRF(planes, **strf) if strf is not None else None
         self.conv3 = nn.Conv3d(planes, planes * 4, 1, bias=False)
         self.bn3 = nn.BatchNorm3d(planes * 4)
@@ -202,13 +214,12 @@ class Bottleneck3D(nn.Module):
         if b in ("c2d", "i3d"):
             out = self.relu(self.bn2(self.conv2(self._s(out))))
         elif b == "p3da":
-            s = self.relu(self.bn2(self.conv2(out)))
-            out = self.relu(self.bn2t(self.conv2t(self._s(s))))
+            out = self.relu(self.bn2(self.conv2t(self._s(self.conv2(out)))))
         elif b == "p3db":
-            out = self.relu(self.bn2(self.conv2(out)) + self.bn2t(self.conv2t(self._s(out))))
+            out = self.relu(self.bn2(self.conv2(out) + self.conv2t(self._s(out))))
         else:  # p3dc
-            s = self.relu(self.bn2(self.conv2(out)))
-            out = self.relu(s + self.bn2t(self.conv2t(self._s(s))))
+            s = self.conv2(out)
+            out = self.relu(self.bn2(s + self.conv2t(self._s(s))))
         out = self.bn3(self.conv3(out))
         if self.downsample is not None:
             idt = self.downsample(x)
@@ -229,7 +240,7 @@ class ResNet3D(nn.Module):
             [[0, 2], [0, 2], [0, 2, 4], [0, 2]]: the 3D blocks in stages 2-3, the same
             alternation in stages 1 and 4, which have no 3D block, for Table 5's rows).
         strf_resolutions, strf_pool, strf_integration, strf_modules, strf_residual,
-        strf_product: :class:`STRF` arguments.
+        strf_product, strf_mask_norm: :class:`STRF` arguments.
         layers: blocks per stage ([3, 4, 6, 3] = ResNet-50; smaller for CPU-scale runs).
         last_stride: stride of stage 4 (1, the usual re-ID choice, or 2).
         pretrained: None, ``"imagenet"`` (torchvision ``resnet50-0676ba61.pth`` from local
@@ -249,7 +260,7 @@ class ResNet3D(nn.Module):
     def __init__(self, num_classes: int = 0, block: str = "p3dc", blocks3d=None, strf_stages=(), strf_blocks=None,
                  strf_resolutions=(1, 3), strf_pool: str = "max", strf_integration: str = "cascade_ts",
                  strf_modules=FFMS, strf_residual: bool = False, strf_product: str = "rows",
-                 layers=(3, 4, 6, 3), last_stride: int = 1, pretrained: str | None = None):
+                 layers=(3, 4, 6, 3), last_stride: int = 1, pretrained: str | None = None, strf_mask_norm: str = "none"):
         super().__init__()
         layers = [int(v) for v in layers]
         blocks3d = [list(v) for v in (blocks3d if blocks3d is not None else [[], [0, 2], [0, 2, 4], []])]
@@ -265,7 +276,8 @@ class ResNet3D(nn.Module):
         if any(s not in (1, 2, 3, 4) for s in strf_stages):
             raise ConfigError(f"model.strf_stages must be within 1-4, got {list(strf_stages)}")
         strf_cfg = dict(resolutions=tuple(strf_resolutions), pool=strf_pool, integration=strf_integration,
-                        modules=tuple(strf_modules), residual=strf_residual, product=strf_product)
+                        modules=tuple(strf_modules), residual=strf_residual, product=strf_product,
+                        mask_norm=strf_mask_norm)
         self.input_norm = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
         self.conv1 = nn.Conv3d(3, 64, (1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False)
         self.bn1 = nn.BatchNorm3d(64)
@@ -365,17 +377,17 @@ class ResNet3D(nn.Module):
 def resnet3d(num_classes: int = 0, block: str = "p3dc", blocks3d=None, strf_stages=(), strf_blocks=None,
              strf_resolutions=(1, 3), strf_pool: str = "max", strf_integration: str = "cascade_ts", strf_modules=FFMS,
              strf_residual: bool = False, strf_product: str = "rows", layers=(3, 4, 6, 3), last_stride: int = 1,
-             pretrained: str | None = None) -> ResNet3D:
+             pretrained: str | None = None, strf_mask_norm: str = "none") -> ResNet3D:
     """The 3D-ResNet-50 baselines of STRF (C2D, I3D, P3D-A/B/C; no STRF unless ``strf_stages``)."""
     return ResNet3D(num_classes, block, blocks3d, strf_stages, strf_blocks, strf_resolutions, strf_pool, strf_integration,
-                    strf_modules, strf_residual, strf_product, layers, last_stride, pretrained)
+                    strf_modules, strf_residual, strf_product, layers, last_stride, pretrained, strf_mask_norm)
 
 
 @register_model("strf")
 def strf(num_classes: int = 0, block: str = "p3dc", blocks3d=None, strf_stages=(2, 3), strf_blocks=None,
          strf_resolutions=(1, 3), strf_pool: str = "max", strf_integration: str = "cascade_ts", strf_modules=FFMS,
          strf_residual: bool = False, strf_product: str = "rows", layers=(3, 4, 6, 3), last_stride: int = 1,
-         pretrained: str | None = None) -> ResNet3D:
+         pretrained: str | None = None, strf_mask_norm: str = "none") -> ResNet3D:
     """STRF (Aich et al., ICCV 2021) in stages 2 and 3 of a 3D-ResNet-50 (P3D-C by default)."""
     return ResNet3D(num_classes, block, blocks3d, strf_stages, strf_blocks, strf_resolutions, strf_pool, strf_integration,
-                    strf_modules, strf_residual, strf_product, layers, last_stride, pretrained)
+                    strf_modules, strf_residual, strf_product, layers, last_stride, pretrained, strf_mask_norm)
