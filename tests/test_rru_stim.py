@@ -135,7 +135,8 @@ def test_full_scale_config_one_training_step_at_299(tiny_tree, tmp_path):
     loss.backward()
     tr.optimizer.step()
     assert sum(int(not torch.equal(a, b)) for a, b in zip(before, tr.model.parameters())) > 100
-    assert sorted(g["lr"] for g in tr.optimizer.param_groups) == pytest.approx([0.001, 0.01])
+    # no pretrained weights here (pretrained=null): nothing trains at the 0.1x pretrained lr
+    assert [g["lr"] for g in tr.optimizer.param_groups] == pytest.approx([0.01])
 
 
 def test_cpu_config_trains_and_visualizes(tiny_tree, tmp_path):
@@ -156,3 +157,27 @@ def test_cpu_config_trains_and_visualizes(tiny_tree, tmp_path):
                  str(tmp_path / "o" / "checkpoint.pt"), "--tracklet", str((root / t.frames[0]).parent),
                  "--out", str(out), *ov]) == 0
     assert out.stat().st_size > 1000
+
+
+def test_pretrained_aux_head_convolutions_train_at_the_pretrained_lr(tmp_path):
+    """Sec. 4.1: the pretrained layers train at 0.1x the base lr: the Inception CNN and the
+    auxiliary head's convolutions (loaded from the same weights); the fresh classifiers, RRU and
+    STIM at the base lr."""
+    import torchvision
+
+    from vidreid.config import load_config
+    from vidreid.engine.trainer import build_optimizer
+    from vidreid.models import create_model
+
+    w = tmp_path / "inception.pth"
+    torch.save(torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False).state_dict(), w)
+    m = create_model("rru_stim", num_classes=5, pretrained=str(w), height=299, width=299)
+    pre = {id(p) for p in m.pretrained_parameters()}
+    names = {n for n, p in m.named_parameters() if id(p) in pre}
+    assert any(n.startswith("aux.conv0") for n in names) and any(n.startswith("aux.conv1") for n in names)
+    assert not any(n.startswith(("aux.fc", "rru", "stim", "classifier")) for n in names)
+    opt = build_optimizer(load_config("rru_stim/prid2011", ["data.split_id=0"]), m)
+    lrs = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    assert lrs[id(m.aux.conv0.conv.weight)] == pytest.approx(0.001) and lrs[id(m.aux.fc.weight)] == pytest.approx(0.01)
+    assert create_model("rru_stim", num_classes=5, pretrained=None, backbone="resnet18", height=64, width=32,
+                        aux_classifier=False).pretrained_parameters() == []

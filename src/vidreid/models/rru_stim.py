@@ -202,6 +202,7 @@ class RRUSTIM(nn.Module):
             if val not in valid:
                 raise ConfigError(f"model.{key} must be one of {list(valid)}, got {val!r}")
         self.input_norm = backbone_norm(backbone)
+        self._pretrained = bool(pretrained)
         self.aux = None
         if backbone == "inception_v3":
             self.to_6e, self.to_7c, self.aux = inception_v3_parts(pretrained, num_classes if aux_classifier else 0)
@@ -241,8 +242,17 @@ class RRUSTIM(nn.Module):
         return self.to_7c(m6), m6
 
     def pretrained_parameters(self):
+        """The parameters loaded from ImageNet weights, which train at ``optim.pretrained_lr_mult``
+        x the base lr (Sec. 4.1: "For the pretrained layers, the learning rate is set to 0.1x"):
+        the CNN, and the auxiliary head's convolutions (its fresh classifier ``fc`` excluded)
+        when pretrained; nothing without pretrained weights."""
+        if not self._pretrained:
+            return []
         mods = [m for m in (self.to_6e, self.to_7c) if m is not None]
-        return [p for m in mods for p in m.parameters()]
+        out = [p for m in mods for p in m.parameters()]
+        if self.aux is not None:
+            out += [p for n, p in self.aux.named_parameters() if not n.startswith("fc.")]
+        return out
 
     # One temporal pass over a whole tracklet, fed in pieces (vidreid.inference.features): the
     # CNN runs on batches of frames, the RRU carries (S_{t-1}, X_{t-1}) across pieces and STIM
