@@ -134,3 +134,45 @@ def test_config_trains_one_epoch_and_tests_both_ways(tiny_tree, tmp_path):
     assert m["num_valid_queries"] == 6
     pw = evaluate_split(tr.model, tr.split, load_config("astpn/prid2011", ov + ["test.mode=pairwise"]))
     assert pw["num_valid_queries"] == 6 and 0 <= pw["mAP"] <= 1
+
+
+def test_pair_sampler_one_pair_per_batch_alternating():
+    """Sec. 4.1.1: batches of one pair, positive and negative in turn, equal numbers per epoch;
+    the positive partner from the other camera; the negative from another person."""
+    from vidreid.data.samplers import PairBatchSampler
+
+    pids = [1, 1, 2, 2, 3, 3, 4, 4]
+    cams = [1, 2, 1, 2, 1, 2, 1, 2]
+    s = PairBatchSampler(pids, cams, seed=0)
+    batches = list(s)
+    assert len(batches) == len(s) == 8 and all(len(b) == 2 for b in batches)
+    same = [pids[b[0][0]] == pids[b[1][0]] for b in batches]
+    assert same == [True, False] * 4
+    for b, sm in zip(batches, same):
+        (i, _), (j, _) = b
+        assert cams[i] != cams[j] and i != j
+    s.set_epoch(1)
+    assert [b[0][0] for b in s] != [b[0][0] for b in batches]  # a new order each epoch
+    s.set_epoch(0, 3)
+    assert list(s) == batches[3:]  # resumable mid-epoch
+
+
+def test_given_pairs_train_one_pair_per_step(tiny_tree, tmp_path):
+    from vidreid.config import load_config
+    from vidreid.engine.trainer import Trainer
+    from vidreid.models import create_model
+
+    m = create_model("astpn", num_classes=4, in_channels=3, height=56, width=24, pair_mode="given").train()
+    out = m(torch.randn(2, 4, 3, 56, 24), labels=torch.tensor([1, 1]), camids=torch.tensor([1, 2]))
+    assert out.aux["pair_sqdist"].shape == (1,) and out.aux["pair_same"].tolist() == [1.0]
+    assert out.aux["pair_logits"].shape == (2, 4)
+    cfg = load_config("astpn/cpu_prid2011_pairs", [f"data.root={tiny_tree('prid2011')}", "data.flow=null",
+                                                   "model.args.in_channels=3", "data.height=64", "data.width=32",
+                                                   "model.args.height=56", "model.args.width=24", "data.num_workers=0",
+                                                   "schedule.epochs=1", f"train.output_dir={tmp_path / 'o'}",
+                                                   "train.progress=false", "data.train_sampling.seq_len=4"])
+    tr = Trainer(cfg)
+    n_ids = len({t.pid for t in tr.split.train})
+    assert tr.iters_per_epoch == 2 * n_ids
+    m = tr.fit()
+    assert tr.global_step == 2 * n_ids and 0 <= m["mAP"] <= 1

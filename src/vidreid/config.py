@@ -51,8 +51,9 @@ class DataConfig:
     min_seq_len: int = 0
     verify_files: bool = True
     num_workers: int = 2
-    p: int = 8  # identities per batch
-    k: int = 4  # tracklets per identity
+    sampler: str = "pk"  # pk (P x K identity batches) | pairs (one probe-gallery pair per batch, siamese)
+    p: int = 8  # identities per batch (sampler pk)
+    k: int = 4  # tracklets per identity (sampler pk)
     train_sampling: SamplingConfig = field(default_factory=SamplingConfig)
     test_sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(strategy="all", seq_len=8))
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -269,6 +270,7 @@ def validate_config(cfg: DictConfig) -> DictConfig:
     need(d.split_id == "all" or (isinstance(d.split_id, int) and not isinstance(d.split_id, bool) and d.split_id >= 0),
          "data.split_id", "must be a split number >= 0 or 'all'")
     need(d.mars_gallery in ("all_test", "exclude_query"), "data.mars_gallery", "must be all_test or exclude_query")
+    need(d.sampler in ("pk", "pairs"), "data.sampler", "must be pk or pairs")
     for key in ("data.train_sampling", "data.test_sampling"):
         for f in ("seq_len", "stride"):
             need(OmegaConf.select(cfg, f"{key}.{f}") >= 1, f"{key}.{f}", "must be >= 1")

@@ -84,3 +84,70 @@ class PKBatchSampler(Sampler[list[tuple[int, int]]]):
 
     def __len__(self) -> int:
         return len(self._epoch_batches()[self.rank::self.world_size])
+
+
+class PairBatchSampler(Sampler[list[tuple[int, int]]]):
+    """Batches of one probe-gallery pair, positive and negative in turn: the siamese training of
+    ASTPN (Xu et al., ICCV 2017, Sec. 4.1.1: "positive and negative sequence pairs were sent to
+    our system successively", batch size 1) and RNN-CNN (McLaughlin et al., CVPR 2016).
+
+    Each epoch, in a random order of the identities, every identity A gives a positive pair (a
+    random tracklet of A as the probe, a random tracklet of A from another camera, or another
+    tracklet of A when it has one camera) followed by a negative pair (the same probe, a random
+    tracklet of a random other identity, from another camera than the probe when there is one).
+    So an epoch has equal numbers of positive and negative pairs, 2 per identity; an identity
+    with a single tracklet has no positive partner and gives its negative pair only (counted in
+    ``skipped_positive``). Yields ``[(probe index, draw seed), (gallery index, draw seed)]``;
+    same interface as :class:`PKBatchSampler` (set_epoch, state_dict, rank sharding).
+
+    Args:
+        pids, camids: of every training tracklet, length N.
+        seed, rank, world_size: as for :class:`PKBatchSampler`.
+    Raises:
+        ValueError: fewer than 2 identities.
+    """
+
+    def __init__(self, pids: Sequence[int], camids: Sequence[int], seed: int = 0, rank: int = 0, world_size: int = 1):
+        self.pids, self.camids = np.asarray(pids), np.asarray(camids)
+        self.seed, self.rank, self.world_size = int(seed), rank, world_size
+        self.index: dict[int, list[int]] = defaultdict(list)
+        for i, pid in enumerate(self.pids.tolist()):
+            self.index[pid].append(i)
+        self.ids = sorted(self.index)
+        if len(self.ids) < 2:
+            raise ValueError(f"pair sampler: negative pairs need 2 identities, the training set has {len(self.ids)}")
+        self.skipped_positive = sum(1 for pid in self.ids if len(self.index[pid]) < 2)
+        self.epoch = 0
+        self.start_batch = 0
+
+    set_epoch = PKBatchSampler.set_epoch
+    state_dict = PKBatchSampler.state_dict
+    load_state_dict = PKBatchSampler.load_state_dict
+
+    def _partner(self, rng, probe: int, pool: list[int]) -> int | None:
+        cands = [j for j in pool if j != probe]
+        other = [j for j in cands if self.camids[j] != self.camids[probe]]
+        cands = other or cands
+        return int(cands[int(rng.integers(len(cands)))]) if cands else None
+
+    def _epoch_batches(self) -> list[list[tuple[int, int]]]:
+        rng = np.random.default_rng([self.seed, self.epoch, 2])
+        pairs = []
+        for pid in rng.permutation(self.ids).tolist():
+            own = self.index[pid]
+            probe = int(own[int(rng.integers(len(own)))])
+            pos = self._partner(rng, probe, own)
+            if pos is not None:
+                pairs.append((probe, pos))
+            others = [q for q in self.ids if q != pid]
+            neg_id = others[int(rng.integers(len(others)))]
+            pairs.append((probe, self._partner(rng, probe, self.index[neg_id])))
+        draw = rng.integers(0, 2**62, (len(pairs), 2))
+        return [[(a, int(d[0])), (b, int(d[1]))] for (a, b), d in zip(pairs, draw)]
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for b in self._epoch_batches()[self.rank::self.world_size][self.start_batch:]:
+            yield b
+
+    def __len__(self) -> int:
+        return len(self._epoch_batches()[self.rank::self.world_size])

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from ..config import from_container, to_container
 from ..data.datasets import build_dataset_from_config
 from ..data.flow import FlowCache
-from ..data.samplers import PKBatchSampler
+from ..data.samplers import PairBatchSampler, PKBatchSampler
 from ..data.sampling import TemporalSampler
 from ..data.transforms import ClipTransform
 from ..data.video import ClipDataset
@@ -218,10 +218,14 @@ class Trainer:
         if not self.split.train:
             raise ConfigError(f"data.root {self.split.root}: the {d.dataset} split {sid} has no training tracklets")
         try:
-            self.sampler = PKBatchSampler([t.pid for t in self.split.train], d.p, d.k, seed=cfg.train.seed,
-                                          rank=self.rank, world_size=self.world)
+            if d.sampler == "pairs":
+                self.sampler = PairBatchSampler([t.pid for t in self.split.train], [t.camid for t in self.split.train],
+                                                seed=cfg.train.seed, rank=self.rank, world_size=self.world)
+            else:
+                self.sampler = PKBatchSampler([t.pid for t in self.split.train], d.p, d.k, seed=cfg.train.seed,
+                                              rank=self.rank, world_size=self.world)
         except ValueError as e:
-            raise ConfigError(f"data.p / data.k: {e}") from None
+            raise ConfigError(f"data.{'sampler' if d.sampler == 'pairs' else 'p / data.k'}: {e}") from None
         self.iters_per_epoch = len(self.sampler)
         if self.iters_per_epoch == 0:
             raise ConfigError(f"data.p={d.p} x data.k={d.k} gives no batch for {len(pids)} training identities")

@@ -17,10 +17,14 @@ Readings and choices, documented:
 * t_p is the row-wise and t_g the column-wise maximum of A (each probe frame's best match over
   the gallery frames, and vice versa).
 * Embedding mode ("copy the sequence to form a pair", Sec. 3.3): v_p of the pair (P, P).
-* Training pairs are formed inside a P x K batch (the paper uses batch size 1): every clip is a
-  probe once with a positive partner (same person, another camera when the batch has one) and
-  once with a negative partner (another person, from another camera than the probe when
-  possible), so positive and negative pairs come in equal numbers.
+* Training pairs: ``pair_mode="given"`` (the paper's, with ``data.sampler: pairs``): the batch
+  is a list of pairs, clips 2i and 2i+1 forming pair i, batch size 1 pair with positive and
+  negative pairs in turn (:class:`vidreid.data.samplers.PairBatchSampler`).
+  ``pair_mode="batch"``: pairs formed inside a P x K batch: every clip is a probe once with a
+  positive partner (same person, another camera when the batch has one) and once with a
+  negative partner (another person, from another camera than the probe when possible), so
+  positive and negative pairs come in equal numbers; the loss averages 2 x P x K pairs per
+  step, so at the same lr it makes far less SGD progress per pair than batch size 1.
 * Variants (Fig. 5): ``spatial="spp"`` or ``"pool"`` (the RNN-CNN's 2x2 max-pool, flattened)
   and ``temporal="attentive"`` or ``"mean"``: RNN-CNN = pool + mean, ATPN = pool + attentive,
   ASPN = spp + mean, ASTPN = spp + attentive.
@@ -64,6 +68,7 @@ class ASTPN(nn.Module):
         spatial, temporal: the variant (see module doc).
         height, width: input size (after cropping), needed by ``spatial="pool"`` to size U.
         dropout: on the recurrent input.
+        pair_mode: ``given`` or ``batch`` (see the module doc).
 
     Input: clip (B, T, 3, H, W) in standardised YUV and flow (B, T, 2, H, W) in [-1, 1].
     """
@@ -74,8 +79,12 @@ class ASTPN(nn.Module):
     input_color = "yuv_std"
 
     def __init__(self, num_classes: int = 0, in_channels: int = 5, hidden: int = 128, spatial: str = "spp",
-                 temporal: str = "attentive", height: int = 120, width: int = 56, dropout: float = 0.5):
+                 temporal: str = "attentive", height: int = 120, width: int = 56, dropout: float = 0.5,
+                 pair_mode: str = "batch"):
         super().__init__()
+        if pair_mode not in ("given", "batch"):
+            raise ConfigError(f"model.pair_mode must be given or batch, got {pair_mode!r}")
+        self.pair_mode = pair_mode
         if spatial not in ("spp", "pool") or temporal not in ("attentive", "mean"):
             raise ConfigError(f"ASTPN spatial must be spp|pool and temporal attentive|mean, got {spatial}, {temporal}")
         if in_channels not in (3, 5):
@@ -181,7 +190,14 @@ class ASTPN(nn.Module):
         out = ModelOutput(embedding=v_self, features=v_self)
         if not self.training or labels is None:
             return out
-        pi, pj, same = self._pairs(labels, camids)
+        if self.pair_mode == "given":
+            if len(labels) % 2:
+                raise ValueError(f"ASTPN pair_mode=given needs clips in pairs (data.sampler: pairs), got a batch of {len(labels)}")
+            pi = torch.arange(0, len(labels), 2, device=labels.device)
+            pj = pi + 1
+            same = labels[pi] == labels[pj]
+        else:
+            pi, pj, same = self._pairs(labels, camids)
         vp, vg, _, _ = self.attentive_pool(states[pi], states[pj])
         out.aux["pair_sqdist"] = (vp - vg).pow(2).sum(1)
         out.aux["pair_same"] = same.float()
@@ -237,6 +253,7 @@ class ASTPN(nn.Module):
 
 @register_model("astpn")
 def astpn(num_classes: int = 0, in_channels: int = 5, hidden: int = 128, spatial: str = "spp",
-          temporal: str = "attentive", height: int = 120, width: int = 56, dropout: float = 0.5) -> ASTPN:
+          temporal: str = "attentive", height: int = 120, width: int = 56, dropout: float = 0.5,
+          pair_mode: str = "batch") -> ASTPN:
     """ASTPN (Xu et al., ICCV 2017); see :class:`ASTPN`."""
-    return ASTPN(num_classes, in_channels, hidden, spatial, temporal, height, width, dropout)
+    return ASTPN(num_classes, in_channels, hidden, spatial, temporal, height, width, dropout, pair_mode)
