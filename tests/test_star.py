@@ -213,3 +213,49 @@ def test_crashing_flow_worker_is_retried_not_hung(tiny_tree, tmp_path, monkeypat
     monkeypatch.delenv("VIDREID_FLOW_CRASH_ONCE")
     with pytest.raises(RuntimeError, match=r"on 1 tracklet\(s\), e.g. \['prid_2011/multi_shot/cam_a/person_0002'\]"):
         flowmod.compute_flow_cache(build_dataset("prid2011", root), "farneback", workers=2)
+
+
+@pytest.mark.parametrize("variant", ["lstm", "conv3d", "attention", "avg"])
+def test_fig4b_temporal_variants(variant):
+    m = create_model("star", 3, backbone="resnet18", use_flow=False, temporal=variant).train()
+    out = m(torch.randn(2, 5, 3, 64, 32))
+    assert out.embedding.shape == (2, m.dim) and out.logits.shape == (2, 3)
+    if variant == "attention":
+        torch.testing.assert_close(out.aux["temporal_attention"].sum(1), torch.ones(2))
+    assert m.gsta is None and m.streaming is (variant == "avg")
+
+
+@pytest.mark.parametrize("attention,kernel", [("se", "dilated"), ("holistic", "dilated"), ("lsta", "3x3"),
+                                              ("lsta", "7x7"), ("lsta", "none")])
+def test_fig4a_and_fig6_attention_variants(attention, kernel):
+    from vidreid.models.star import LSTA
+
+    m = create_model("star", 3, backbone="resnet18", use_flow=False, attention=attention, lsta_kernel=kernel).eval()
+    with torch.no_grad():
+        out = m(torch.randn(1, 2, 3, 64, 32))
+    assert torch.isfinite(out.embedding).all()
+    lsta = [b for b in m.attn if isinstance(b, LSTA)]
+    if attention == "lsta":
+        convs = lsta[0].w5
+        want = {"3x3": [(3, 1)] * 3, "7x7": [(7, 1)], "none": None}[kernel]
+        assert (convs is None) if want is None else [(c.kernel_size[0], c.dilation[0]) for c in convs] == want
+    else:
+        assert not lsta
+
+
+def test_star_ablation_configs_build():
+    """Every STAR ablation config (Table 3, Figs. 4-7) builds its model; the Table 3 baselines
+    are two-stream, Fig. 7's RGB-only run has no R_pr, Fig. 5 varies the losses only."""
+    from vidreid.config import load_config, packaged_config_dir
+
+    for p in sorted((packaged_config_dir() / "star" / "ablation").glob("*.yaml")):
+        c = load_config(p)
+        args = dict(c.model.args, backbone="resnet18", pretrained=None)
+        create_model(c.model.name, 3, **args)
+        names = [t["name"] for t in c.loss]
+        if p.stem in ("resnet50_id", "cbam_multiloss"):
+            assert c.model.args.use_flow and c.data.flow
+        if p.stem == "rgb_only":
+            assert not c.model.args.use_flow and "pyramid_ranking" not in names
+        if p.stem == "fig5_id":
+            assert names == ["cross_entropy"]

@@ -140,8 +140,10 @@ def _loader(ds, batch_size, num_workers, collate_fn=None):
 
 
 def is_streaming(model) -> bool:
-    """True when ``model`` implements :class:`StreamingModel`."""
-    return all(callable(getattr(model, m, None)) for m in ("stream_frames", "stream_init", "stream_update", "stream_finish"))
+    """True when ``model`` implements :class:`StreamingModel` (and does not turn it off with a
+    false ``streaming`` attribute, e.g. an ablation whose temporal module cannot stream)."""
+    return (all(callable(getattr(model, m, None)) for m in ("stream_frames", "stream_init", "stream_update", "stream_finish"))
+            and getattr(model, "streaming", True))
 
 
 def stream_tracklets(model, root, tracklets: list[Tracklet], transform: ClipTransform, batch_size: int = 64,

@@ -32,6 +32,9 @@ from .output import ModelOutput
 from .registry import register_model
 
 
+SPATIAL_KERNELS = ("dilated", "3x3", "7x7", "none")
+
+
 class LSTA(nn.Module):
     """Local frame-level spatio-temporal association block (Eqs. 4-5).
 
@@ -40,25 +43,72 @@ class LSTA(nn.Module):
     average and max maps, three parallel 3x3 convolutions with dilation 1, 2, 3 (ReLU),
     concatenated, a 1x1 bottleneck (W6) and a sigmoid. Input/output (N, C, H, W); the last
     attention maps are kept in ``last_channel`` (N, C, 1, 1) and ``last_spatial`` (N, 1, H, W).
+
+    ``spatial_kernel`` gives Fig. 6's variants: ``dilated`` (the paper's), ``3x3`` (three 3x3
+    branches without dilation), ``7x7`` (one 7x7 branch, CBAM's kernel), ``none`` (no spatial
+    attentive convolution: channel attention only).
     """
 
-    def __init__(self, channels: int, reduction: int = 16, spatial_channels: int = 4):
+    def __init__(self, channels: int, reduction: int = 16, spatial_channels: int = 4, spatial_kernel: str = "dilated"):
         super().__init__()
+        if spatial_kernel not in SPATIAL_KERNELS:
+            raise ConfigError(f"model.lsta_kernel must be one of {list(SPATIAL_KERNELS)}, got {spatial_kernel!r}")
         mid = max(1, channels // reduction)
         self.w3 = nn.Conv2d(channels, mid, 1)
         self.w4 = nn.Conv2d(mid, channels, 1)
-        self.w5 = nn.ModuleList(nn.Conv2d(2, spatial_channels, 3, padding=d, dilation=d) for d in (1, 2, 3))
-        self.w6 = nn.Conv2d(3 * spatial_channels, 1, 1)
+        self.w5 = self.w6 = None
+        if spatial_kernel != "none":
+            if spatial_kernel == "7x7":
+                convs = [nn.Conv2d(2, spatial_channels, 7, padding=3)]
+            else:
+                dil = (1, 2, 3) if spatial_kernel == "dilated" else (1, 1, 1)
+                convs = [nn.Conv2d(2, spatial_channels, 3, padding=d, dilation=d) for d in dil]
+            self.w5 = nn.ModuleList(convs)
+            self.w6 = nn.Conv2d(len(convs) * spatial_channels, 1, 1)
         self.last_channel = self.last_spatial = None
 
     def forward(self, m: torch.Tensor) -> torch.Tensor:
         a, mx = m.mean((2, 3), keepdim=True), m.amax((2, 3), keepdim=True)
         wc = torch.sigmoid(self.w4(F.relu(self.w3(a)) + F.relu(self.w3(mx))))
         mc = m * wc
+        self.last_channel = wc
+        if self.w5 is None:
+            return mc
         ms = torch.cat([mc.mean(1, keepdim=True), mc.amax(1, keepdim=True)], 1)
         ws = torch.sigmoid(self.w6(torch.cat([F.relu(c(ms)) for c in self.w5], 1)))
-        self.last_channel, self.last_spatial = wc, ws
+        self.last_spatial = ws
         return mc * ws
+
+
+class SE(nn.Module):
+    """Squeeze-and-excitation (Hu et al., CVPR 2018), Fig. 4(a)'s "SE" in place of LSTA:
+    channel attention from the average-pooled descriptor (C -> C/r, ReLU, -> C, sigmoid)."""
+
+    def __init__(self, channels: int, reduction: int = 16):
+        super().__init__()
+        mid = max(1, channels // reduction)
+        self.fc = nn.Sequential(nn.Conv2d(channels, mid, 1), nn.ReLU(inplace=True), nn.Conv2d(mid, channels, 1))
+
+    def forward(self, m):
+        return m * torch.sigmoid(self.fc(m.mean((2, 3), keepdim=True)))
+
+
+class HolisticSpatial(nn.Module):
+    """Fig. 4(a)'s "holistic attention" (two linear transforms and a softmax, as the paper's
+    [15]): per position l, e_l = w2^T ReLU(W1 m_l); s = softmax over the h*w positions; the
+    output is m * (h*w) s, so that uniform attention is the identity (our scaling; the paper
+    gives none)."""
+
+    def __init__(self, channels: int, reduction: int = 16):
+        super().__init__()
+        mid = max(1, channels // reduction)
+        self.w1 = nn.Conv2d(channels, mid, 1)
+        self.w2 = nn.Conv2d(mid, 1, 1)
+
+    def forward(self, m):
+        e = self.w2(F.relu(self.w1(m))).flatten(1)  # (N, h*w)
+        s = torch.softmax(e, 1).view(m.shape[0], 1, *m.shape[-2:])
+        return m * s * (m.shape[-1] * m.shape[-2])
 
 
 class CBAM(nn.Module):
@@ -91,6 +141,45 @@ class ConvLSTMCell(nn.Module):
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
         return h, c
+
+
+TEMPORAL = ("gsta", "avg", "lstm", "conv3d", "attention")
+
+
+class TemporalVariant(nn.Module):
+    """Fig. 4(b)'s alternatives to GSTA over the frame maps f (B, T, C, h, w) -> V (B, C):
+
+    * ``lstm``: an LSTM (``hidden`` units) over the spatially pooled f, its outputs averaged
+      over time, mapped back to C and added to the spatio-temporal mean of f (GSTA's Eq. 8
+      form, our choice);
+    * ``conv3d``: Conv3D-STIM (Liu et al. AAAI 2019, the paper's [19]) on f: 1x1x1 to 256 + BN
+      + ReLU, 3x3x3 to 256 + BN + ReLU, mean over T, h, w; mapped to C and added to the mean of f;
+    * ``attention``: holistic temporal attention (one linear transform and a softmax, as [15]):
+      k = softmax_t(w^T f_t) on the pooled f, V = sum_t k_t f_t.
+    """
+
+    def __init__(self, kind: str, channels: int, hidden: int = 256):
+        super().__init__()
+        self.kind = kind
+        if kind == "lstm":
+            self.lstm = nn.LSTM(channels, hidden, batch_first=True)
+            self.out = nn.Linear(hidden, channels)
+        elif kind == "conv3d":
+            from .rru_stim import STIM
+
+            self.stim = STIM(channels)
+            self.out = nn.Linear(256, channels)
+        else:
+            self.score = nn.Linear(channels, 1)
+
+    def forward(self, f: torch.Tensor):
+        pooled = f.mean((3, 4))  # (B, T, C)
+        if self.kind == "lstm":
+            return self.out(self.lstm(pooled)[0].mean(1)) + pooled.mean(1), None
+        if self.kind == "conv3d":
+            return self.out(self.stim(f)) + pooled.mean(1), None
+        k = torch.softmax(self.score(pooled).squeeze(-1), 1)
+        return (k.unsqueeze(-1) * pooled).sum(1), k
 
 
 class GSTA(nn.Module):
@@ -170,8 +259,12 @@ class STAR(nn.Module):
         num_classes: training identities.
         use_flow: two-stream input (Eq. 2); False gives the RGB-only variant (Fig. 7).
         attention: ``lsta`` (block-wise, Sec. 3.2), ``cbam`` (layer-wise CBAM, the Table 3
-            baseline) or ``none``.
-        gsta: GSTA temporal aggregation (Sec. 3.3); False: temporal average of the pooled f.
+            baseline), ``se`` or ``holistic`` (block-wise, Fig. 4(a)) or ``none``.
+        lsta_kernel: LSTA's spatial attention (Fig. 6): ``dilated``, ``3x3``, ``7x7``, ``none``.
+        gsta: GSTA temporal aggregation (Sec. 3.3); False: temporal average of the pooled f
+            (the same as ``temporal="avg"``).
+        temporal: ``gsta`` (default), ``avg`` (pooling), or Fig. 4(b)'s ``lstm``, ``conv3d``,
+            ``attention`` (see :class:`TemporalVariant`).
         hidden: GSTA ConvLSTM channels; reduction: r of Eq. 4.
         embed: ``neck`` or ``pooled`` (see module doc).
 
@@ -185,15 +278,24 @@ class STAR(nn.Module):
 
     def __init__(self, num_classes: int = 0, backbone: str = "resnet50", pretrained: str | None = None,
                  last_stride: int = 1, use_flow: bool = True, attention: str = "lsta", gsta: bool = True,
-                 hidden: int = 256, reduction: int = 16, embed: str = "neck"):
+                 hidden: int = 256, reduction: int = 16, embed: str = "neck", temporal: str = "gsta",
+                 lsta_kernel: str = "dilated"):
         super().__init__()
-        if attention not in ("lsta", "cbam", "none"):
-            raise ConfigError(f"STAR attention must be lsta, cbam or none, got {attention!r}")
+        if attention not in ("lsta", "cbam", "se", "holistic", "none"):
+            raise ConfigError(f"STAR attention must be lsta, cbam, se, holistic or none, got {attention!r}")
+        if temporal not in TEMPORAL:
+            raise ConfigError(f"STAR temporal must be one of {list(TEMPORAL)}, got {temporal!r}")
+        temporal = temporal if gsta else "avg"
+        self.temporal = temporal
         self.rgb_stem, flow_stem, self.stages, chans = _staged_backbone(backbone, pretrained, last_stride)
         self.flow_stem = flow_stem() if use_flow else None
         self.use_flow = use_flow
         if attention == "lsta":
-            self.attn = nn.ModuleList(LSTA(c, reduction) for c in chans)
+            self.attn = nn.ModuleList(LSTA(c, reduction, spatial_kernel=lsta_kernel) for c in chans)
+        elif attention == "se":
+            self.attn = nn.ModuleList(SE(c, reduction) for c in chans)
+        elif attention == "holistic":
+            self.attn = nn.ModuleList(HolisticSpatial(c, reduction) for c in chans)
         else:
             self.attn = nn.ModuleList(nn.Identity() for _ in chans)
             if attention == "cbam":  # layer-wise: after every block of every stage
@@ -203,7 +305,8 @@ class STAR(nn.Module):
                             out_c = blk.conv3.out_channels if hasattr(blk, "conv3") else blk.conv2.out_channels
                             stage[i] = nn.Sequential(blk, CBAM(out_c, reduction))
         self.dim = chans[-1]
-        self.gsta = GSTA(self.dim, hidden) if gsta else None
+        self.gsta = GSTA(self.dim, hidden) if temporal == "gsta" else None
+        self.temporal_variant = TemporalVariant(temporal, self.dim, hidden) if temporal in ("lstm", "conv3d", "attention") else None
         self.neck = nn.BatchNorm1d(self.dim)
         self.neck.bias.requires_grad_(False)
         self.classifier = nn.Linear(self.dim, num_classes, bias=False) if num_classes > 0 else None
@@ -243,6 +346,10 @@ class STAR(nn.Module):
         if self.gsta is not None:
             v, k = self.gsta(f)
             aux["temporal_attention"] = k
+        elif self.temporal_variant is not None:
+            v, k = self.temporal_variant(f)
+            if k is not None:
+                aux["temporal_attention"] = k
         else:
             v = f.mean((1, 3, 4))
         last = self.attn[-1]
@@ -250,6 +357,12 @@ class STAR(nn.Module):
             aux["spatial_attention"] = last.last_spatial.view(B, T, 1, *last.last_spatial.shape[-2:])
         emb, _, logits = self._head(v)
         return ModelOutput(embedding=emb, features=v, logits=logits, aux=aux)
+
+    @property
+    def streaming(self) -> bool:
+        """The all-frame test streams GSTA and average pooling; Fig. 4(b)'s variants take the
+        chunked path (vidreid.inference.features)."""
+        return self.temporal in ("gsta", "avg")
 
     # One temporal pass over a whole tracklet, fed in pieces (vidreid.inference.features): the
     # frame part runs on batches of frames, the ConvLSTM carries its state across pieces, and
@@ -284,6 +397,7 @@ class STAR(nn.Module):
 @register_model("star")
 def star(num_classes: int = 0, backbone: str = "resnet50", pretrained: str | None = None, last_stride: int = 1,
          use_flow: bool = True, attention: str = "lsta", gsta: bool = True, hidden: int = 256, reduction: int = 16,
-         embed: str = "neck") -> STAR:
+         embed: str = "neck", temporal: str = "gsta", lsta_kernel: str = "dilated") -> STAR:
     """STAR (Wu et al., BMVC 2019); see :class:`STAR`."""
-    return STAR(num_classes, backbone, pretrained, last_stride, use_flow, attention, gsta, hidden, reduction, embed)
+    return STAR(num_classes, backbone, pretrained, last_stride, use_flow, attention, gsta, hidden, reduction, embed,
+                temporal, lsta_kernel)
