@@ -76,6 +76,12 @@ def _cmd_train(a) -> int:
     else:
         tr = Trainer(cfg)
         res = tr.fit(resume=a.resume, allow_changes=a.allow_changes, overwrite=a.overwrite or None)
+        if "per_source" in res:  # joint training: each source on its own protocol
+            rows = [dict(m, dataset=name, model=cfg.model.name, protocol=split_label(m["split_id"], sp.num_splits))
+                    for (name, m), (_, sp) in zip(res["per_source"].items(), tr.eval_splits)]
+            print(format_table(rows))
+            print(f"metrics: {Path(cfg.train.output_dir) / 'metrics.json'}")
+            return 0
         row = dict(res, dataset=cfg.data.dataset, model=cfg.model.name,
                    protocol=split_label(cfg.data.split_id, tr.split.num_splits))
     print(format_table([row]))
@@ -135,7 +141,8 @@ def _cmd_flow(a) -> int:
     from .data.flow import compute_flow_cache
 
     ds = build_dataset(a.dataset, a.root, verify_files=False)
-    print(json.dumps(compute_flow_cache(ds, a.method, workers=a.workers, bound=a.bound, progress=not a.quiet), indent=1))
+    man = compute_flow_cache(ds, a.method, workers=a.workers, bound=a.bound, progress=not a.quiet)
+    print(json.dumps({k: v for k, v in man.items() if k != "signatures"}, indent=1))
     return 0
 
 

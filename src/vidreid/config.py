@@ -60,6 +60,9 @@ class DataConfig:
     # MARS gallery: all_test (the official evaluation and the papers: every test tracklet, the
     # queries included, minus junk) | exclude_query (torchreid's: queries removed). docs/datasets.md
     mars_gallery: str = "all_test"
+    # joint training on several datasets: [{dataset, root[, split_id, mars_gallery, min_seq_len]}, ...];
+    # identities relabelled disjointly, each source tested on its own protocol (vidreid.data.multisource)
+    sources: list[Any] = field(default_factory=list)
     flow: Optional[str] = None  # optical-flow input: null | tvl1 | farneback | lk (cache from `vidreid flow`)
 
 
@@ -118,6 +121,10 @@ class TrainConfig:
     channels_last: bool = True
     progress: bool = True
     overwrite: bool = False  # replace a run already in output_dir (else an error; --resume continues it)
+    # start from a checkpoint's model weights (shape-matching tensors; the classifier and other
+    # label-space tensors stay fresh), e.g. STAN's per-dataset "Ind" stage after joint training;
+    # "{split}" in the path is replaced by the split id
+    init_from: Optional[str] = None
 
 
 @dataclass

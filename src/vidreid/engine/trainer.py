@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 
 from ..config import from_container, to_container
 from ..data.datasets import build_dataset_from_config
+from ..data.multisource import combine_training_sets, load_sources
 from ..data.flow import FlowCache
 from ..data.samplers import PairBatchSampler, PKBatchSampler
 from ..data.sampling import TemporalSampler
@@ -187,16 +188,41 @@ class Trainer:
         self.rank, self.world = _dist()
         self.device = pick_device(cfg.train.device)
         sid = cfg.data.split_id if split_id is None else split_id
-        self.dataset = build_dataset_from_config(cfg.data)
-        if sid == "all" and self.dataset.num_splits == 1:
-            sid = 0  # "all" of a one-split protocol (MARS, DukeV, folder) is that split
-        if not isinstance(sid, int):
-            raise ConfigError(f"data.split_id: Trainer needs an int, got {sid!r} (use train_all_splits for 'all')")
-        self.split = self.dataset.split(sid)
+        d = cfg.data
+        self.sources: list[dict] = []
+        self.eval_splits: list = []  # (name, split) pairs evaluated at the end
+        if d.sources:
+            if d.flow:
+                raise ConfigError("data.flow with data.sources: optical flow is not supported in joint training")
+            if sid == "all":
+                raise ConfigError("data.split_id: Trainer needs an int with data.sources (train_all_splits runs 'all')")
+            srcs = load_sources(OmegaConf.to_container(d.sources, resolve=True), sid, d.verify_files)
+            self.dataset = None
+            self.split, self.sources = combine_training_sets(srcs)
+            self._source_splits = srcs
+            self.eval_splits = [(n, sp) for n, sp in srcs if sp.query and sp.gallery]
+            if self.rank == 0:
+                for r in self.sources:
+                    print(f"[sources] {r['source']} split {r['split_id']} ({r['root']}): {r['ids']} ids, {r['tracklets']} "
+                          f"tracklets, {r['frames']} frames -> global pids {r['global_pids'][0]}..{r['global_pids'][1]}")
+        else:
+            self.dataset = build_dataset_from_config(cfg.data)
+            if sid == "all" and self.dataset.num_splits == 1:
+                sid = 0  # "all" of a one-split protocol (MARS, DukeV, folder) is that split
+            if not isinstance(sid, int):
+                raise ConfigError(f"data.split_id: Trainer needs an int, got {sid!r} (use train_all_splits for 'all')")
+            self.split = self.dataset.split(sid)
+            self.eval_splits = [(d.dataset, self.split)]
         pids = sorted({t.pid for t in self.split.train})
         self.labels = {p: i for i, p in enumerate(pids)}
         torch.manual_seed(cfg.train.seed)
         self.model = create_model(cfg.model.name, num_classes=len(pids), **cfg.model.args).to(self.device)
+        self.init_report = None
+        if cfg.train.init_from:
+            self.init_report = init_model_from(self.model, str(cfg.train.init_from).replace("{split}", str(sid)))
+            if self.rank == 0:
+                print(f"[init_from] {self.init_report['path']}: {self.init_report['loaded']} tensors loaded, "
+                      f"kept fresh: {self.init_report['fresh'][:6]}{' ...' if len(self.init_report['fresh']) > 6 else ''}")
         if cfg.train.channels_last:
             to_channels_last(self.model)
         self.num_classes = len(pids)
@@ -205,7 +231,6 @@ class Trainer:
         self._attr_defaults: dict = {}
         self.stage = -1
         self.out_dir = Path(cfg.train.output_dir)
-        d = cfg.data
         mean, std = getattr(self.model, "input_norm", ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)))
         tf = ClipTransform(d.height, d.width, train=True, flip_p=d.augment.flip_p, pad=d.augment.pad,
                            erase_p=d.augment.erase_p, mean=tuple(mean), std=tuple(std), crop=d.augment.crop,
@@ -299,6 +324,12 @@ class Trainer:
             "labels": self.labels,  # training pid -> label: the identities this model has seen
             "dataset": self.cfg.data.dataset,
             "data_root": str(Path(self.split.root).resolve()),
+            # per source, the pids it was trained on (for the train/test overlap check)
+            "train_identities": ({r["source"].split("#")[0] + "@" + r["root"]: sorted({t.pid for t in sp.train})
+                                  for r, (_, sp) in zip(self.sources, self._source_splits)} if self.sources else
+                                 {self.cfg.data.dataset + "@" + str(Path(self.split.root).resolve()):
+                                  sorted({t.pid for t in self.split.train})}),
+            "sources": self.sources,
         }
 
     def load_state_dict(self, st: dict, apply_config: bool = False) -> None:
@@ -518,10 +549,21 @@ class Trainer:
         return metrics
 
     def evaluate(self) -> dict:
-        m = evaluate_split(self.model, self.split, self.cfg, self.device, progress=self.cfg.train.progress)
+        """Metrics on the test split of the dataset (of every source with a query and gallery,
+        each on its own protocol, under ``per_source``; the first source's at the top level)."""
+        per = {}
+        for name, sp in self.eval_splits:
+            m = evaluate_split(self.model, sp, self.cfg, self.device, progress=self.cfg.train.progress)
+            m.update(dataset=name.split("#")[0], model=self.cfg.model.name, epoch=self.epoch)
+            per[name] = m
         self._train_mode()
-        m.update(dataset=self.cfg.data.dataset, model=self.cfg.model.name, epoch=self.epoch)
-        return m
+        if not per:
+            return {"epoch": self.epoch, "model": self.cfg.model.name}
+        first = dict(next(iter(per.values())))
+        if self.sources:
+            first["per_source"] = per
+            first["sources"] = self.sources
+        return first
 
 
 def load_model_from_checkpoint(path, cfg=None):
@@ -549,13 +591,14 @@ def check_train_test_overlap(st: dict, split, allow: bool = False) -> int:
     Raises:
         ConfigError: an overlap, unless ``allow`` (``test.allow_train_overlap``).
     """
-    ck_cfg = st.get("config", {}).get("data", {})
-    if ck_cfg.get("dataset") != split.dataset:
-        return 0
-    root = st.get("data_root")
-    if root is not None and Path(root) != Path(split.root).resolve():
-        return 0
-    trained = {int(p) for p in st.get("labels", {})}
+    ids = st.get("train_identities")
+    if ids is not None:  # per source (joint training) or the one dataset, keyed dataset@root
+        trained = {int(p) for p in ids.get(f"{split.dataset}@{Path(split.root).resolve()}", [])}
+    else:  # older checkpoints: the training pids of the config's dataset
+        ck_cfg = st.get("config", {}).get("data", {})
+        if ck_cfg.get("dataset") != split.dataset:
+            return 0
+        trained = {int(p) for p in st.get("labels", {})}
     test = {t.pid for t in split.query + split.gallery if t.pid > 0}
     n = len(trained & test)
     if n and not allow:
@@ -564,6 +607,25 @@ def check_train_test_overlap(st: dict, split, allow: bool = False) -> int:
             f"checkpoint (trained on split {st.get('split_id', 0)}); its numbers would not be a test. Test the split it "
             "was trained on, train every split (data.split_id=all), or set test.allow_train_overlap=true")
     return n
+
+
+def init_model_from(model, path) -> dict:
+    """Load the tensors of a checkpoint's model whose name and shape match ``model``'s; the rest
+    (a classifier over another label space, ...) keep their initialisation.
+
+    Returns:
+        {"path", "loaded": count, "fresh": names not loaded}.
+    Raises:
+        CheckpointError: unreadable or unsafe checkpoint.
+        ConfigError: nothing matched (another architecture).
+    """
+    st = load_checkpoint(path)["model"]
+    own = model.state_dict()
+    take = {k: v for k, v in st.items() if k in own and own[k].shape == v.shape}
+    if not take:
+        raise ConfigError(f"train.init_from {path}: no tensor of that checkpoint fits this model")
+    model.load_state_dict(take, strict=False)
+    return {"path": str(path), "loaded": len(take), "fresh": sorted(set(own) - set(take))}
 
 
 def train_all_splits(cfg) -> dict:
