@@ -74,7 +74,7 @@ def run_demo(out: str | Path = "outputs/demo", pets: str | None = None) -> list[
     n_gallery_ids = len({t.pid for t in trainer.split.gallery})
     print(f"[demo] training {cfg.model.name} ({cfg.model.args.backbone}) on split 0: "
           f"{len(trainer.split.train)} tracklets, {len(trainer.labels)} ids, {cfg.schedule.epochs} epochs")
-    trained = trainer.fit()
+    trained = trainer.fit(overwrite=True)  # the demo's own run folder: a second `make demo` replaces it
     t_train = time.perf_counter() - t0
     model = trainer.model
     ref_cfg = load_config("reference/imagenet_lite0", [f"data.root={data_root}"])
