@@ -83,10 +83,14 @@ def test_pk_sampler_resume_and_shards():
     full = list(s)
     s.set_epoch(0, start_batch=2)
     assert list(s) == full[2:]
+    # distributed: each global batch split in contiguous halves; together the one-process batch
     shards = [list(PKBatchSampler(pids, 4, 2, seed=0, rank=r, world_size=2)) for r in range(2)]
-    assert shards[0] == full[0::2] and shards[1] == full[1::2]
+    assert len(shards[0]) == len(shards[1]) == len(full) == len(PKBatchSampler(pids, 4, 2, rank=1, world_size=2))
+    assert all(a + b == f for a, b, f in zip(shards[0], shards[1], full))
     with pytest.raises(ValueError, match="P=20"):
         PKBatchSampler(pids, 20, 2)
+    with pytest.raises(ValueError, match="equal parts over 3"):
+        PKBatchSampler(pids, 4, 2, world_size=3)
 
 
 def test_short_tracklets_get_varied_clips_ap3d_rule():

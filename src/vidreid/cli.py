@@ -61,10 +61,13 @@ def split_label(split_id: int, num_splits: int) -> str:
 
 def _cmd_train(a) -> int:
     from .config import load_config
+    from .engine.distributed import init_from_env
     from .engine.evaluator import format_table
     from .engine.trainer import Trainer, train_all_splits
 
     cfg = load_config(a.config, list(a.overrides) + (["train.overwrite=true"] if a.overwrite else []))
+    rank, _ = init_from_env()  # several processes under torchrun (engine/distributed.py); else a no-op
+    say = print if rank == 0 else (lambda *x, **k: None)  # the other ranks train alongside; rank 0 reports
     if cfg.data.split_id == "all":
         if a.resume:
             raise ConfigError("--resume continues one split's run: give data.split_id=N with it "
@@ -79,13 +82,13 @@ def _cmd_train(a) -> int:
         if "per_source" in res:  # joint training: each source on its own protocol
             rows = [dict(m, dataset=name, model=cfg.model.name, protocol=split_label(m["split_id"], sp.num_splits))
                     for (name, m), (_, sp) in zip(res["per_source"].items(), tr.eval_splits)]
-            print(format_table(rows))
-            print(f"metrics: {Path(cfg.train.output_dir) / 'metrics.json'}")
+            say(format_table(rows))
+            say(f"metrics: {Path(cfg.train.output_dir) / 'metrics.json'}")
             return 0
         row = dict(res, dataset=cfg.data.dataset, model=cfg.model.name,
                    protocol=split_label(cfg.data.split_id, tr.split.num_splits))
-    print(format_table([row]))
-    print(f"metrics: {Path(cfg.train.output_dir) / 'metrics.json'}")
+    say(format_table([row]))
+    say(f"metrics: {Path(cfg.train.output_dir) / 'metrics.json'}")
     return 0
 
 

@@ -121,6 +121,8 @@ class TrainConfig:
     channels_last: bool = True
     progress: bool = True
     overwrite: bool = False  # replace a run already in output_dir (else an error; --resume continues it)
+    amp: str = "off"  # mixed precision on GPUs: off | bf16 | fp16 (fp16 with loss scaling); training and test extraction
+    sync_bn: bool = False  # distributed training: SyncBatchNorm (batch statistics over the global batch)
     # start from a checkpoint's model weights (shape-matching tensors; the classifier and other
     # label-space tensors stay fresh), e.g. STAN's per-dataset "Ind" stage after joint training;
     # "{split}" in the path is replaced by the split id
@@ -300,6 +302,7 @@ def validate_config(cfg: DictConfig) -> DictConfig:
     need(t.distance in ("euclidean", "cosine"), "test.distance", "must be euclidean or cosine")
     need(t.mode in ("embedding", "pairwise"), "test.mode", "must be embedding or pairwise")
     need(tr.log_every >= 1, "train.log_every", "must be >= 1")
+    need(tr.amp in ("off", "bf16", "fp16"), "train.amp", "must be off, bf16 or fp16")
     need(tr.checkpoint_every >= 1, "train.checkpoint_every", "must be >= 1")
     return cfg
 

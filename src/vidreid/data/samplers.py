@@ -26,11 +26,12 @@ class PKBatchSampler(Sampler[list[tuple[int, int]]]):
         pids: pid (or label) of every training tracklet, length N.
         p, k: identities per batch and tracklets per identity (p >= 1, k >= 1).
         seed: master seed.
-        rank, world_size: for distributed training, rank r takes batches r, r+W, ... of the
-            same global sequence (every rank sees a disjoint share of each epoch).
+        rank, world_size: for distributed training, every global P x K batch is split in
+            ``world_size`` contiguous equal parts and rank r takes part r, so the ranks together
+            see exactly the batch one process would draw (and the same number of steps).
 
     Raises:
-        ValueError: fewer than ``p`` identities.
+        ValueError: fewer than ``p`` identities, or P x K not divisible by the world size.
     """
 
     def __init__(self, pids: Sequence[int], p: int, k: int, seed: int = 0, rank: int = 0, world_size: int = 1):
@@ -43,6 +44,9 @@ class PKBatchSampler(Sampler[list[tuple[int, int]]]):
         self.ids = sorted(self.index)
         if len(self.ids) < self.p:
             raise ValueError(f"P x K sampler: P={self.p} identities per batch but the training set has {len(self.ids)}")
+        if (self.p * self.k) % self.world_size:
+            raise ValueError(f"P x K sampler: a batch of P={self.p} x K={self.k} cannot be split in equal parts "
+                             f"over {self.world_size} processes")
         self.epoch = 0
         self.start_batch = 0  # batches of the current epoch already consumed (for resume)
 
@@ -78,12 +82,12 @@ class PKBatchSampler(Sampler[list[tuple[int, int]]]):
         return [[(i, int(s)) for i, s in zip(b, d)] for b, d in zip(batches, draw)]
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        batches = self._epoch_batches()[self.rank::self.world_size]
-        for b in batches[self.start_batch:]:
-            yield b
+        n = self.p * self.k // self.world_size
+        for b in self._epoch_batches()[self.start_batch:]:
+            yield b[self.rank * n:(self.rank + 1) * n]
 
     def __len__(self) -> int:
-        return len(self._epoch_batches()[self.rank::self.world_size])
+        return len(self._epoch_batches())
 
 
 class PairBatchSampler(Sampler[list[tuple[int, int]]]):

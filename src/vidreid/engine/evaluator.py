@@ -18,8 +18,49 @@ from ..fileio import atomic_write_json
 from ..inference.pairwise import extract_states, pairwise_distances
 from ..metrics.rank import FeatureDistance, evaluate_rank
 from ..metrics.rerank import k_reciprocal_rerank
+from .distributed import all_gather_object, rank_world
 
 REPORT_RANKS = (1, 5, 10, 20)
+
+
+def amp_dtype(setting: str, device) -> torch.dtype | None:
+    """The autocast dtype of ``train.amp`` (None for ``off``).
+
+    Raises:
+        ConfigError: bf16 / fp16 without a GPU (on CPUs bf16 matrix products run hundreds of
+            times slower than fp32) or an unknown setting.
+    """
+    if setting == "off":
+        return None
+    if setting not in ("bf16", "fp16"):
+        raise ConfigError(f"train.amp must be off, bf16 or fp16, got {setting!r}")
+    if torch.device(device).type != "cuda":
+        raise ConfigError(f"train.amp={setting} needs a GPU (device {device}); on a CPU use train.amp=off")
+    return torch.bfloat16 if setting == "bf16" else torch.float16
+
+
+def autocast(device, dtype):
+    """``torch.autocast`` for a dtype from :func:`amp_dtype`, or a no-op for None."""
+    import contextlib
+
+    return contextlib.nullcontext() if dtype is None else torch.autocast(torch.device(device).type, dtype=dtype)
+
+
+def _extract(model, root, tracklets, sampler, tf, **kw) -> torch.Tensor:
+    """extract_features, shared across the ranks of a process group: rank r extracts tracklets
+    r, r + W, ...; the features are gathered and put back in order, identical on every rank."""
+    rank, world = rank_world()
+    if world <= 1:
+        return extract_features(model, root, tracklets, sampler, tf, **kw)
+    mine = list(range(rank, len(tracklets), world))
+    local = extract_features(model, root, [tracklets[i] for i in mine], sampler, tf, **kw) if mine else None
+    parts = all_gather_object((mine, local))
+    dim = next(f.shape[1] for _, f in parts if f is not None)
+    out = torch.empty(len(tracklets), dim)
+    for idx, f in parts:
+        if idx:
+            out[idx] = f
+    return out
 
 
 def make_test_transform(cfg, model) -> ClipTransform:
@@ -61,8 +102,9 @@ def query_gallery_distances(model, split: ReIDSplit, cfg, device="cpu", progress
         return pairwise_distances(model, qs, gs, device=device), qs, gs
     kw = dict(batch_size=t.batch_size, num_workers=cfg.data.num_workers, device=device,
               channels_last=cfg.train.channels_last, progress=progress, compile=t.compile, flow=flow)
-    qf = extract_features(model, split.root, split.query, sampler, tf, **kw)
-    gf = extract_features(model, split.root, split.gallery, sampler, tf, **kw)
+    with autocast(device, amp_dtype(cfg.train.amp, device)):
+        qf = _extract(model, split.root, split.query, sampler, tf, **kw)
+        gf = _extract(model, split.root, split.gallery, sampler, tf, **kw)
     for name, f in (("query", qf), ("gallery", gf)):
         bad = int((~torch.isfinite(f).all(1)).sum())
         if bad:

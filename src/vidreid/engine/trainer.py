@@ -32,7 +32,8 @@ from ..losses import CompositeLoss
 from ..models import create_model
 from ..models.registry import to_channels_last
 from .checkpoint import load_checkpoint, nonfinite_tensors, rng_state, save_checkpoint, set_rng_state
-from .evaluator import evaluate_split, pick_device, write_json
+from .distributed import all_gather_with_grad, local_device, rank_world
+from .evaluator import amp_dtype, autocast, evaluate_split, pick_device, write_json
 
 
 # Settings that may differ between a run and its resumption: where things are written or read,
@@ -73,9 +74,7 @@ def _ignore_sigint(_worker_id: int) -> None:
 
 
 def _dist():
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
+    return rank_world()
 
 
 def build_optimizer(cfg, model, lr: float | None = None) -> torch.optim.Optimizer:
@@ -186,7 +185,8 @@ class Trainer:
     def __init__(self, cfg, split_id: int | None = None):
         self.cfg = cfg
         self.rank, self.world = _dist()
-        self.device = pick_device(cfg.train.device)
+        self.device = local_device() if (self.world > 1 and cfg.train.device == "auto") else pick_device(cfg.train.device)
+        amp_dtype(cfg.train.amp, self.device)  # an unusable setting fails here, before any work
         sid = cfg.data.split_id if split_id is None else split_id
         d = cfg.data
         self.sources: list[dict] = []
@@ -256,6 +256,8 @@ class Trainer:
             raise ConfigError(f"data.p={d.p} x data.k={d.k} gives no batch for {len(pids)} training identities")
         self.epoch = 0
         self.global_step = 0
+        # fp16 needs loss scaling; bf16 and fp32 do not (the scaler is then a no-op)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.train.amp == "fp16")
         self.enter_stage(0)
 
     # ----------------------------------------------------------------------------- stages
@@ -286,10 +288,13 @@ class Trainer:
         apply_model_attrs(self.model, dict(st.model_attrs), self._attr_defaults, where)
         spec = to_container(cfg)["loss"] if st.loss is None else OmegaConf.to_container(st.loss, resolve=True)
         new_loss = CompositeLoss(spec, num_classes=self.num_classes).to(self.device)
+        if self.world > 1:
+            new_loss.set_gather(all_gather_with_grad, self.world)
         if getattr(self, "loss", None) is not None:
             new_loss.carry_state_from(self.loss)
         self.loss = new_loss
         self.optimizer = build_optimizer(cfg, self.model, st.lr)
+        self.net = self._wrap()
         sched = cfg.schedule.copy()
         sched.epochs = st.epochs
         if st.milestones is not None:
@@ -297,6 +302,19 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda it: lr_factor(cfg, it / self.iters_per_epoch, sched))
         self.stage = idx
+
+    def _wrap(self):
+        """The module the training step calls: the model itself, or under a process group the
+        model in DistributedDataParallel (rebuilt per stage: the set of trainable parameters
+        changes; unused parameters, e.g. attention models a stage switches off, are allowed)."""
+        if self.world <= 1:
+            return self.model
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        if self.cfg.train.sync_bn and not isinstance(getattr(self, "net", None), DDP):
+            self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DDP(self.model, device_ids=ids, find_unused_parameters=True)
 
     def _train_mode(self) -> None:
         """model.train(), with the modules of frozen parameters (their BN statistics) in eval mode."""
@@ -402,7 +420,8 @@ class Trainer:
             raise NonFiniteLossError(
                 f"{len(bad)} model tensors are NaN or infinite after epoch {self.epoch} (e.g. {bad[0]}); {kept}. "
                 f"Lower optim.lr (now {self.cfg.optim.lr}) or set optim.max_grad_norm")
-        save_checkpoint(self.state_dict(), path)
+        if self.rank == 0:  # every rank checks (the parameters are the same), rank 0 writes
+            save_checkpoint(self.state_dict(), path)
 
     def fit(self, resume: str | Path | None = None, stop_after_epochs: int | None = None,
             allow_changes: bool = False, overwrite: bool | None = None) -> dict:
@@ -479,8 +498,7 @@ class Trainer:
         ckpt = self.out_dir / "checkpoint.pt"
 
         def interrupted(where: str):
-            if self.rank == 0:
-                self._save(ckpt)
+            self._save(ckpt)
             return TrainingInterrupted(self._signal, ckpt, self.epoch, self.global_step, where)
 
         try:
@@ -502,18 +520,21 @@ class Trainer:
                     extra = {"flow": batch["flow"].to(self.device)} if "flow" in batch else {}
                     if getattr(self.model, "needs_labels", False):  # e.g. siamese models pair the batch
                         extra.update(labels=labels, camids=batch["camid"].to(self.device))
-                    out = self.model(clip, **extra)
-                    loss, parts = self.loss(out, labels)
+                    with autocast(self.device, amp_dtype(cfg.train.amp, self.device)):
+                        out = self.net(clip, **extra)
+                        loss, parts = self.loss(out, labels)
                     if not torch.isfinite(loss):
                         raise NonFiniteLossError(
                             f"loss is {float(loss.detach())} at epoch {self.epoch + 1}, step {i + 1} (global step "
                             f"{self.global_step + 1}); terms: {parts}")
                     self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
+                    self.scaler.scale(loss).backward()
                     if cfg.optim.max_grad_norm > 0:
+                        self.scaler.unscale_(self.optimizer)
                         torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad],
                                                    cfg.optim.max_grad_norm)
-                    self.optimizer.step()
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
                     self.scheduler.step()
                     self.global_step += 1
                     self.sampler.start_batch = i + 1
@@ -531,7 +552,7 @@ class Trainer:
                 self.sampler.set_epoch(self.epoch, 0)
                 if self._signal is not None:
                     raise interrupted(f"the end of epoch {self.epoch}")
-                if self.rank == 0 and (self.epoch % cfg.train.checkpoint_every == 0 or self.epoch == total_epochs):
+                if self.epoch % cfg.train.checkpoint_every == 0 or self.epoch == total_epochs:
                     self._save(ckpt)
                 if cfg.test.eval_every and self.epoch % cfg.test.eval_every == 0 and self.epoch < total_epochs:
                     m = self.evaluate()

@@ -94,12 +94,31 @@ class CompositeLoss(nn.Module):
             if t is not None and type(t) is type(term):
                 term.load_state_dict(t.state_dict())
 
+    def set_gather(self, gather, world_size: int) -> None:
+        """Distributed training (:mod:`vidreid.engine.distributed`): ``gather`` all-gathers a
+        tensor over the ranks, gradient flowing to the local part. Terms that mine the batch
+        (``batch_mining = True``: batch-hard triplets) then see the global batch, their value
+        multiplied by ``world_size`` so that DDP's gradient average equals one process's
+        gradient; terms with state updated from the batch (OIM's lookup table) get the
+        gathered batch too. (Passed in rather than imported: the losses stay below the engine.)"""
+        self._gather, self._world = gather, int(world_size)
+        for term in self.terms:
+            if hasattr(term, "set_gather"):
+                term.set_gather(gather)
+
     def forward(self, out: ModelOutput, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         total = None
         parts: dict[str, float] = {}
+        gather, world = getattr(self, "_gather", None), getattr(self, "_world", 1)
         for term, (key, inp, w, target) in zip(self.terms, self.meta):
-            v = term(out.get(inp), labels if target is None else out.get(target))
-            parts[key] = float(v.detach())
+            x, y = out.get(inp), labels if target is None else out.get(target)
+            if gather is not None and world > 1 and getattr(term, "batch_mining", False):
+                v = term(gather(x), gather(y))
+                parts[key] = float(v.detach())
+                v = v * world
+            else:
+                v = term(x, y)
+                parts[key] = float(v.detach())
             total = w * v if total is None else total + w * v
         return total, parts
 

@@ -54,6 +54,8 @@ class BatchHardTripletLoss(nn.Module):
     of the mean (a batch with none gives 0).
     """
 
+    batch_mining = True  # mines the batch: sees the global batch in distributed training
+
     def __init__(self, margin: float | None = 0.3, distance: str = "euclidean"):
         super().__init__()
         if distance not in ("euclidean", "cosine"):
@@ -91,6 +93,8 @@ class PyramidRankingLoss(nn.Module):
     compared with distances shrunk L = 10 times). When H is not divisible by a level, stripes
     come from adaptive average pooling (rows shared at the borders).
     """
+
+    batch_mining = True  # mines the batch: sees the global batch in distributed training
 
     def __init__(self, levels: tuple[int, ...] | list[int] = (1, 2, 4), margin: float = 0.4):
         super().__init__()
@@ -164,9 +168,17 @@ class OIMLoss(nn.Module):
         """(B, D) normalised features -> (B, num_classes) scaled cosine logits."""
         return x @ self.lut.t().clone() / self.temperature  # clone: the update below must not touch saved tensors
 
+    def set_gather(self, gather) -> None:
+        """Distributed training: update the table with the global batch (gathered in rank order,
+        the one-process batch order), so every rank keeps the same table."""
+        self._gather = gather
+
     @torch.no_grad()
     def update(self, x: torch.Tensor, labels: torch.Tensor) -> None:
         """Momentum update of the rows of the labels, one sample at a time in batch order."""
+        gather = getattr(self, "_gather", None)
+        if gather is not None:
+            x, labels = gather(x), gather(labels)
         for xi, y in zip(x.detach(), labels.tolist()):
             v = self.momentum * self.lut[y] + (1.0 - self.momentum) * xi
             self.lut[y] = v / v.norm().clamp_min(1e-12)
@@ -194,6 +206,8 @@ class PartTripletLoss(nn.Module):
 
     Input: maps (B, T, C, H, W), labels (B,). Output: scalar.
     """
+
+    batch_mining = True  # mines the batch: sees the global batch in distributed training
 
     def __init__(self, margin: float = 0.4, distance: str = "euclidean", strips: int | None = None):
         super().__init__()

@@ -1,0 +1,100 @@
+"""Several processes, one training run: the process group from the ``torchrun`` environment,
+and the collective helpers the trainer, the losses and the evaluator use.
+
+Launch: ``torchrun --nproc_per_node N -m vidreid.cli train --config ...`` (multi-node: add
+``--nnodes``, ``--node_rank``, ``--rdzv_endpoint`` as for any torchrun job). NCCL on GPUs (each
+process takes the GPU of its ``LOCAL_RANK``), gloo on the CPU. Without ``WORLD_SIZE`` > 1 in the
+environment everything here is a no-op and the run is a single process.
+
+Semantics (tests/test_distributed.py checks them against one process on the same global batch):
+
+* each global P x K batch is split in contiguous equal parts across ranks (the sampler);
+* losses that mine the batch (batch-hard triplet and its relatives) see the *global* batch:
+  embeddings are all-gathered, the gradient flowing to the local part only
+  (:func:`all_gather_with_grad`), and the loss is multiplied by the world size so that DDP's
+  gradient averaging gives exactly the one-process gradient (fast-reid gathers the same way);
+* per-sample losses (cross-entropy, OIM) are local means, averaged by DDP: the global mean;
+* the OIM lookup table is updated with the gathered batch in global batch order, identically
+  on every rank;
+* evaluation: every rank extracts a share of the tracklets, the features are gathered, and every
+  rank computes the same metrics.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def rank_world() -> tuple[int, int]:
+    """(rank, world size); (0, 1) outside a process group."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_from_env(backend: str | None = None) -> tuple[int, int]:
+    """Join the process group described by torchrun's environment (``RANK``, ``WORLD_SIZE``,
+    ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``) when ``WORLD_SIZE`` > 1; on GPUs each
+    process uses the device of its ``LOCAL_RANK``.
+
+    Returns:
+        (rank, world size).
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or (dist.is_available() and dist.is_initialized()):
+        return rank_world()
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend or ("nccl" if cuda else "gloo"))
+    return rank_world()
+
+
+def local_device() -> torch.device:
+    """This process's device: ``cuda:LOCAL_RANK`` in a GPU process group, else CUDA or CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) if is_distributed() else torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def all_gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``x`` (equal shapes on every rank) over the ranks in rank order; the local
+    part is ``x`` itself, so gradients flow back to it, the others are constants. Identity
+    outside a process group."""
+    if not is_distributed():
+        return x
+    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, x.detach().contiguous())
+    parts[dist.get_rank()] = x
+    return torch.cat(parts, 0)
+
+
+@torch.no_grad()
+def all_gather_tensor(x: torch.Tensor) -> torch.Tensor:
+    """All-gather without gradient (equal shapes). Identity outside a process group."""
+    if not is_distributed():
+        return x
+    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts, 0)
+
+
+def all_gather_object(obj) -> list:
+    """[obj of rank 0, obj of rank 1, ...] (any picklable object, e.g. CPU feature tensors of
+    unequal sizes). ``[obj]`` outside a process group."""
+    if not is_distributed():
+        return [obj]
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def barrier() -> None:
+    if is_distributed():
+        dist.barrier()
