@@ -68,3 +68,44 @@ def test_gather_with_grad_single_process_is_identity():
 
     x = torch.randn(3, 2, requires_grad=True)
     assert all_gather_with_grad(x) is x and all_gather_object(5) == [5] and rank_world() == (0, 1)
+
+
+def test_throughput_benchmark_runs_on_cpu(tmp_path):
+    """benchmarks/bench_train_throughput.py at CPU scale (what a GPU run measures at paper scale)."""
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_train_throughput.py"
+    r = subprocess.run([sys.executable, str(bench), "--scale", "cpu", "--steps", "1", "--workers", "0", "--recipes",
+                        "baseline", "astpn", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    assert [x["recipe"] for x in rows] == ["baseline", "astpn"]
+    for x in rows:
+        assert x["frames_per_s_device_bound"] > 0 and x["frames_per_s_loader_fed"] > 0 and x["extract_frames_per_s"] > 0
+
+
+def test_amp_needs_a_gpu(tiny_tree, tmp_path):
+    from vidreid.config import load_config
+    from vidreid.engine.trainer import Trainer
+    from vidreid.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="train.amp=bf16 needs a GPU"):
+        Trainer(load_config(None, [f"data.root={tiny_tree('prid2011')}", "train.amp=bf16", "train.device=cpu",
+                                   f"train.output_dir={tmp_path}"]))
+    assert load_config(None, ["train.amp=off"]).train.amp == "off"  # YAML's bare off
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="bf16 autocast is for GPUs (no GPU here)")
+def test_amp_evaluation_keeps_the_ranking(tiny_tree, tmp_path):
+    from vidreid.config import load_config
+    from vidreid.data.datasets import build_dataset
+    from vidreid.engine.evaluator import evaluate_split
+    from vidreid.models import create_model
+
+    root = tiny_tree("prid2011")
+    split = build_dataset("prid2011", root).split(0)
+    m = create_model("baseline", 0, backbone="resnet18", pretrained=None).cuda()
+    res = {}
+    for amp in ("off", "bf16"):
+        c = load_config(None, [f"data.root={root}", f"train.amp={amp}", "data.height=64", "data.width=32"])
+        res[amp] = evaluate_split(m, split, c, "cuda")
+    assert abs(res["off"]["rank1"] - res["bf16"]["rank1"]) <= 1.0 / res["off"]["num_valid_queries"] + 1e-9

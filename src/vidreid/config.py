@@ -302,6 +302,8 @@ def validate_config(cfg: DictConfig) -> DictConfig:
     need(t.distance in ("euclidean", "cosine"), "test.distance", "must be euclidean or cosine")
     need(t.mode in ("embedding", "pairwise"), "test.mode", "must be embedding or pairwise")
     need(tr.log_every >= 1, "train.log_every", "must be >= 1")
+    if str(tr.amp).lower() in ("false", "off", "none", "no"):  # YAML reads a bare off as false
+        tr.amp = "off"
     need(tr.amp in ("off", "bf16", "fp16"), "train.amp", "must be off, bf16 or fp16")
     need(tr.checkpoint_every >= 1, "train.checkpoint_every", "must be >= 1")
     return cfg

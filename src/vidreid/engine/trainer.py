@@ -384,6 +384,36 @@ class Trainer:
                     writer.add_scalar(f"train/{k}", v, rec["step"])
 
     # ----------------------------------------------------------------------------- loop
+    def train_step(self, batch: dict, where: str = "") -> tuple[torch.Tensor, dict]:
+        """One optimisation step on a batch from the training loader (moved to the device here):
+        forward (under ``train.amp``), the composed loss, backward, gradient clipping, optimiser
+        and schedule steps.
+
+        Raises:
+            NonFiniteLossError: a NaN or infinite loss (names ``where``), before any update.
+        """
+        cfg = self.cfg
+        clip = batch["clip"].to(self.device, non_blocking=True)
+        labels = batch["label"].to(self.device, non_blocking=True)
+        extra = {"flow": batch["flow"].to(self.device, non_blocking=True)} if "flow" in batch else {}
+        if getattr(self.model, "needs_labels", False):  # e.g. siamese models pair the batch
+            extra.update(labels=labels, camids=batch["camid"].to(self.device))
+        with autocast(self.device, amp_dtype(cfg.train.amp, self.device)):
+            out = self.net(clip, **extra)
+            loss, parts = self.loss(out, labels)
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(f"loss is {float(loss.detach())} at {where} (global step {self.global_step + 1}); "
+                                     f"terms: {parts}")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if cfg.optim.max_grad_norm > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], cfg.optim.max_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return loss, parts
+
     def _check_output_dir(self, overwrite: bool) -> None:
         found = [f for f in RUN_FILES if (self.out_dir / f).exists()]
         if not found:
@@ -481,7 +511,8 @@ class Trainer:
         # One loader for the whole run: persistent workers are not restarted every epoch. The
         # batch sampler is iterated in this process, so set_epoch below still takes effect.
         loader = DataLoader(self.train_set, batch_sampler=self.sampler, num_workers=cfg.data.num_workers,
-                            persistent_workers=cfg.data.num_workers > 0, worker_init_fn=_ignore_sigint)
+                            persistent_workers=cfg.data.num_workers > 0, worker_init_fn=_ignore_sigint,
+                            pin_memory=self.device.type == "cuda")
         total_epochs = self.plan[-1][1]
         metrics: dict = {}
         self._signal = None
@@ -515,27 +546,8 @@ class Trainer:
                               leave=False)
                 t0 = time.perf_counter()
                 for i, batch in enumerate(it, start=start_batch):
-                    clip = batch["clip"].to(self.device)
-                    labels = batch["label"].to(self.device)
-                    extra = {"flow": batch["flow"].to(self.device)} if "flow" in batch else {}
-                    if getattr(self.model, "needs_labels", False):  # e.g. siamese models pair the batch
-                        extra.update(labels=labels, camids=batch["camid"].to(self.device))
-                    with autocast(self.device, amp_dtype(cfg.train.amp, self.device)):
-                        out = self.net(clip, **extra)
-                        loss, parts = self.loss(out, labels)
-                    if not torch.isfinite(loss):
-                        raise NonFiniteLossError(
-                            f"loss is {float(loss.detach())} at epoch {self.epoch + 1}, step {i + 1} (global step "
-                            f"{self.global_step + 1}); terms: {parts}")
-                    self.optimizer.zero_grad(set_to_none=True)
-                    self.scaler.scale(loss).backward()
-                    if cfg.optim.max_grad_norm > 0:
-                        self.scaler.unscale_(self.optimizer)
-                        torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad],
-                                                   cfg.optim.max_grad_norm)
-                    self.scaler.step(self.optimizer)
-                    self.scaler.update()
-                    self.scheduler.step()
+                    loss, parts = self.train_step(batch, where=f"epoch {self.epoch + 1}, step {i + 1}")
+                    clip = batch["clip"]
                     self.global_step += 1
                     self.sampler.start_batch = i + 1
                     if self.global_step % cfg.train.log_every == 0 or i + 1 == self.iters_per_epoch:
