@@ -138,6 +138,17 @@ def test_full_disk_keeps_results_and_old_files(trained, tmp_path, capsys, monkey
     assert [p.name for p in test_out.iterdir()] == ["metrics.json"]  # no temporary left
 
 
+def test_atomic_writes_keep_the_usual_file_mode(tmp_path):
+    """Temp file + rename must not leave results readable by the owner only (mkstemp's 0600)."""
+    from vidreid.engine.checkpoint import save_checkpoint
+    from vidreid.fileio import atomic_write_json, default_mode
+
+    atomic_write_json(tmp_path / "m.json", {"a": 1})
+    save_checkpoint({"model": {}, "config": {}}, tmp_path / "c.pt")
+    for f in ("m.json", "c.pt"):
+        assert (tmp_path / f).stat().st_mode & 0o777 == default_mode()
+
+
 def test_image_write_failure_is_an_error(tmp_path):
     from vidreid.fileio import WriteError, write_image
 

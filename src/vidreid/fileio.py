@@ -21,6 +21,13 @@ class WriteError(VidReIDError):
     message names the path. The previous content of the path, if any, is intact."""
 
 
+def default_mode() -> int:
+    """The permission bits a newly created file gets from ``open()``: 0o666 less the umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on a clean exit it is fsynced and renamed to
@@ -29,6 +36,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
     os.close(fd)
+    os.chmod(tmp, default_mode())  # mkstemp makes 0600; the result gets the mode a plain open() would
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as f:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import VidReIDError
+from ..fileio import default_mode
 
 REQUIRED_KEYS = ("model", "config")
 
@@ -78,6 +79,7 @@ def save_checkpoint(state: dict, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, default_mode())  # mkstemp makes 0600; keep the mode a plain open() would give
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(state, f)
