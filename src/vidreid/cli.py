@@ -45,10 +45,9 @@ def _cmd_synth(a) -> int:
 
 
 def _cmd_stats(a) -> int:
-    from .data.datasets import build_dataset
+    from .data.datasets import build_dataset, dataset_kwargs
 
-    kw = {"gallery": a.mars_gallery} if a.dataset == "mars" else {}
-    ds = build_dataset(a.dataset, a.root, verify_files=not a.no_verify_files, **kw)
+    ds = build_dataset(a.dataset, a.root, **dataset_kwargs(a.dataset, not a.no_verify_files, 0, a.mars_gallery))
     print(json.dumps(ds.stats(a.split_id), indent=1))
     return 0
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError
-from .datasets import build_dataset
+from .datasets import build_dataset, dataset_kwargs
 from .tracklet import ReIDSplit, Tracklet
 
 SOURCE_KEYS = ("dataset", "root", "split_id", "mars_gallery", "min_seq_len")
@@ -45,10 +45,8 @@ def load_sources(sources, split_id=0, verify_files: bool = True) -> list[tuple[s
         bad = sorted(set(src) - set(SOURCE_KEYS))
         if bad:
             raise ConfigError(f"data.sources[{k}]: unknown key(s) {bad}; valid: {list(SOURCE_KEYS)}")
-        kw = {"verify_files": verify_files, "min_seq_len": int(src.get("min_seq_len", 0))}
-        if src["dataset"] == "mars":
-            kw["gallery"] = src.get("mars_gallery", "all_test")
-        ds = build_dataset(src["dataset"], src["root"], **kw)
+        ds = build_dataset(src["dataset"], src["root"], **dataset_kwargs(
+            src["dataset"], verify_files, src.get("min_seq_len", 0), src.get("mars_gallery", "all_test")))
         sid = src["split_id"] if "split_id" in src else source_split_id(ds, split_id)
         n = seen.get(src["dataset"], 0)
         seen[src["dataset"]] = n + 1

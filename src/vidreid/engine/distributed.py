@@ -75,16 +75,6 @@ def all_gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts, 0)
 
 
-@torch.no_grad()
-def all_gather_tensor(x: torch.Tensor) -> torch.Tensor:
-    """All-gather without gradient (equal shapes). Identity outside a process group."""
-    if not is_distributed():
-        return x
-    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, x.contiguous())
-    return torch.cat(parts, 0)
-
-
 def all_gather_object(obj) -> list:
     """[obj of rank 0, obj of rank 1, ...] (any picklable object, e.g. CPU feature tensors of
     unequal sizes). ``[obj]`` outside a process group."""
@@ -94,7 +84,3 @@ def all_gather_object(obj) -> list:
     dist.all_gather_object(out, obj)
     return out
 
-
-def barrier() -> None:
-    if is_distributed():
-        dist.barrier()

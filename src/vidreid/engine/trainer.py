@@ -73,10 +73,6 @@ def _ignore_sigint(_worker_id: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _dist():
-    return rank_world()
-
-
 def build_optimizer(cfg, model, lr: float | None = None) -> torch.optim.Optimizer:
     """The optimiser of ``cfg.optim`` over the trainable parameters of ``model``, pretrained ones
     (``model.pretrained_parameters()``) at ``pretrained_lr_mult`` times the base lr.
@@ -184,7 +180,7 @@ class Trainer:
 
     def __init__(self, cfg, split_id: int | None = None):
         self.cfg = cfg
-        self.rank, self.world = _dist()
+        self.rank, self.world = rank_world()
         self.device = local_device() if (self.world > 1 and cfg.train.device == "auto") else pick_device(cfg.train.device)
         amp_dtype(cfg.train.amp, self.device)  # an unusable setting fails here, before any work
         sid = cfg.data.split_id if split_id is None else split_id

@@ -38,11 +38,19 @@ def build_dataset_from_config(data_cfg, root=None) -> VideoReIDDataset:
     Raises:
         ConfigError, DatasetError: as :func:`build_dataset`.
     """
-    kw = dict(verify_files=data_cfg.verify_files, min_seq_len=data_cfg.min_seq_len)
-    if data_cfg.dataset == "mars":
-        kw["gallery"] = data_cfg.mars_gallery
-    return build_dataset(data_cfg.dataset, data_cfg.root if root is None else root, **kw)
+    return build_dataset(data_cfg.dataset, data_cfg.root if root is None else root,
+                         **dataset_kwargs(data_cfg.dataset, data_cfg.verify_files, data_cfg.min_seq_len,
+                                          data_cfg.mars_gallery))
 
 
-__all__ = ["DATASETS", "build_dataset", "build_dataset_from_config", "VideoReIDDataset", "MARS", "PRID2011", "ILIDSVID",
+def dataset_kwargs(name: str, verify_files: bool = True, min_seq_len: int = 0, mars_gallery: str = "all_test") -> dict:
+    """The loader keyword arguments of dataset ``name``: the common ones and its protocol
+    options (``gallery`` for MARS)."""
+    kw = dict(verify_files=verify_files, min_seq_len=int(min_seq_len))
+    if name == "mars":
+        kw["gallery"] = mars_gallery
+    return kw
+
+
+__all__ = ["DATASETS", "build_dataset", "build_dataset_from_config", "dataset_kwargs", "VideoReIDDataset", "MARS", "PRID2011", "ILIDSVID",
            "DukeMTMCVideoReID", "FolderDataset"]
