@@ -54,22 +54,22 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def measure(recipe: str, root: Path, scale: str, steps: int, amp: str, workers: int, out: Path) -> dict:
+def measure(recipe: str, root: Path, scale: str, steps: int, amp: str, workers: int, out: Path, layout: str = "prid2011") -> dict:
     from torch.utils.data import DataLoader
 
     from vidreid.config import load_config
-    from vidreid.engine.trainer import Trainer
+    from vidreid.engine.trainer import Trainer, _worker_init
 
     cfg_name, cpu_ov = RECIPES[recipe]
     ov = [f"data.root={root}", "data.split_id=0", f"data.num_workers={workers}", f"train.amp={amp}",
           f"train.output_dir={out / recipe / amp}", "train.progress=false", "train.overwrite=true"]
     small = ["data.p=3", "data.k=2"] if scale == "cpu" else []  # the tiny tree has 6 training identities
-    cfg = load_config(cfg_name, (cpu_ov + small if scale == "cpu" else []) + ov + (["data.dataset=prid2011"] if recipe == "strf" else []))
+    cfg = load_config(cfg_name, (cpu_ov + small if scale == "cpu" else []) + ov + [f"data.dataset={layout}"])
     tr = Trainer(cfg)
     dev = tr.device
     tr._train_mode()
     loader = DataLoader(tr.train_set, batch_sampler=tr.sampler, num_workers=workers, persistent_workers=workers > 0,
-                        pin_memory=dev.type == "cuda")
+                        pin_memory=dev.type == "cuda", worker_init_fn=_worker_init)
     it = iter(loader)
     batch = next(it)
     frames = batch["clip"].shape[0] * batch["clip"].shape[1]
@@ -80,6 +80,7 @@ def measure(recipe: str, root: Path, scale: str, steps: int, amp: str, workers: 
     t = time.perf_counter()
     for _ in range(steps):
         tr.train_step(batch)
+    tr.check_finite()  # reads the losses: one synchronisation, as the trainer does per log_every steps
     sync(dev)
     bound = (time.perf_counter() - t) / steps
     t, n = time.perf_counter(), 0
@@ -91,6 +92,7 @@ def measure(recipe: str, root: Path, scale: str, steps: int, amp: str, workers: 
             continue
         tr.train_step(b)
         n += 1
+    tr.check_finite()
     sync(dev)
     fed = (time.perf_counter() - t) / steps
     # all-frame extraction of the query set
@@ -108,7 +110,7 @@ def measure(recipe: str, root: Path, scale: str, steps: int, amp: str, workers: 
     sync(dev)
     ext = time.perf_counter() - t
     n_frames = sum(len(x) for x in q) if ts.strategy == "all" else len(q) * ts.seq_len
-    return {"recipe": recipe, "scale": scale, "amp": amp, "device": str(dev), "batch_clips": int(batch["clip"].shape[0]),
+    return {"recipe": recipe, "layout": layout, "transfer": str(batch["clip"].dtype).replace("torch.", ""), "scale": scale, "amp": amp, "device": str(dev), "batch_clips": int(batch["clip"].shape[0]),
             "clip_frames": int(batch["clip"].shape[1]), "step_s_device_bound": bound, "frames_per_s_device_bound": frames / bound,
             "step_s_loader_fed": fed, "frames_per_s_loader_fed": frames / fed, "loader_fed_over_bound": bound / fed,
             "peak_mb": peak_mb(dev), "extract_frames_per_s": n_frames / ext, "extract_frames": n_frames}
@@ -120,14 +122,16 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--workers", type=int, default=min(12, os.cpu_count() or 1))
     ap.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
-    ap.add_argument("--data", default="outputs/bench/prid")
+    ap.add_argument("--layout", choices=["prid2011", "mars"], default="prid2011",
+                    help="the synthetic tree's layout: prid2011 (PNG frames) or mars (JPEG frames)")
+    ap.add_argument("--data", default=None, help="where the synthetic tree is written (default outputs/bench/<layout>)")
     ap.add_argument("--out", default="outputs/bench/throughput")
     a = ap.parse_args()
     from vidreid.data.synthetic import generate
 
-    root = Path(a.data)
+    root = Path(a.data or f"outputs/bench/{a.layout}")
     if not (root / "synth_manifest.json").is_file():
-        generate("prid2011", "tiny" if a.scale == "cpu" else "prid2011", root, seed=0)
+        generate(a.layout, "tiny" if a.scale == "cpu" else a.layout, root, seed=0)
     amps = ["off"] + (["bf16"] if torch.cuda.is_available() else [])
     print(f"# machine: {platform.machine()}, {os.cpu_count()} cores, "
           f"{torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU'}; scale {a.scale}, {a.steps} steps",
@@ -135,13 +139,13 @@ def main() -> None:
     rows = []
     for r in a.recipes:
         for amp in amps:
-            row = measure(r, root, a.scale, a.steps, amp, a.workers, Path(a.out))
+            row = measure(r, root, a.scale, a.steps, amp, a.workers, Path(a.out), a.layout)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    print("\n| recipe | amp | batch | device-bound frames/s | loader-fed frames/s | fed / bound | peak MB | extract frames/s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| recipe | layout | amp | batch | device-bound frames/s | loader-fed frames/s | fed / bound | peak MB | extract frames/s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['recipe']} | {r['amp']} | {r['batch_clips']}x{r['clip_frames']} | {r['frames_per_s_device_bound']:.0f} | "
+        print(f"| {r['recipe']} | {r['layout']} | {r['amp']} | {r['batch_clips']}x{r['clip_frames']} | {r['frames_per_s_device_bound']:.0f} | "
               f"{r['frames_per_s_loader_fed']:.0f} | {r['loader_fed_over_bound']:.2f} | {r['peak_mb']:.0f} | "
               f"{r['extract_frames_per_s']:.0f} |")
 

@@ -120,3 +120,59 @@ def test_feature_paths_agree(tiny_tree):
     assert chunked.shape == got.shape
     ev = extract_features(m, split.root, split.query, TemporalSampler("evenly", 4, False), tf, batch_size=8, num_workers=0)
     assert ev.shape == got.shape
+
+
+def test_deferred_finite_check_names_the_first_bad_step(tiny_tree, tmp_path):
+    """On a GPU the loss is read every log_every steps only (no per-step synchronisation); a NaN
+    loss is still caught then, named by its own step, and nothing is saved."""
+    tr = Trainer(tiny_cfg(tiny_tree("prid2011"), tmp_path / "nan", "train.log_every=100"))
+    tr.check_every_step = False  # what a CUDA device gets
+    step, calls = tr.train_step, []
+
+    def poisoned(batch, where=""):
+        calls.append(where)
+        if len(calls) == 2:
+            with torch.no_grad():
+                tr.model.classifier.weight.fill_(float("nan"))
+        return step(batch, where)
+
+    tr.train_step = poisoned
+    with pytest.raises(NonFiniteLossError, match=r"epoch 1, step 2 \(global step 2\)"):
+        tr.fit()
+    assert len(calls) == tr.iters_per_epoch  # read at the end of the epoch, not per step
+    assert not (tmp_path / "nan" / "checkpoint.pt").exists()
+
+
+def test_uint8_transfer_trains_like_float(tiny_tree, tmp_path):
+    """data.transfer=uint8 (the GPU default): clips cross as uint8 and are normalised and erased
+    on the device; the training run equals the float path."""
+    root = tiny_tree("prid2011")
+    extra = ["schedule.epochs=1", "data.augment.erase_p=0.7", "data.augment.pad=2"]
+    a = Trainer(tiny_cfg(root, tmp_path / "f", "data.transfer=float", *extra))
+    b = Trainer(tiny_cfg(root, tmp_path / "u", "data.transfer=uint8", *extra))
+    assert b.train_set[(0, 5)]["clip"].dtype == torch.uint8 and a.train_set[(0, 5)]["clip"].dtype == torch.float32
+    a.fit()
+    b.fit()
+    torch.testing.assert_close(_params(b.model), _params(a.model), rtol=1e-5, atol=1e-6)
+
+
+def test_uint8_clip_finished_on_device_equals_host_normalisation():
+    import numpy as np
+
+    from vidreid.data.transforms import ClipTransform
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (4, 32, 16, 3), dtype=np.uint8)
+    host = ClipTransform(32, 16, train=True, pad=3, erase_p=1.0, mean=(0.5, 0.4, 0.3), std=(0.2, 0.3, 0.25))
+    dev = ClipTransform(32, 16, train=True, pad=3, erase_p=1.0, mean=(0.5, 0.4, 0.3), std=(0.2, 0.3, 0.25), uint8_out=True)
+    clips, raw, boxes = [], [], []
+    for seed in range(6):
+        p = host.draw(np.random.default_rng(seed))
+        assert p.erase is not None
+        clips.append(host(frames, p)[0])
+        raw.append(dev(frames, p)[0])
+        boxes.append(dev.erase_box(p))
+    out = dev.finish(torch.stack(raw), torch.stack(boxes))
+    assert torch.stack(raw).dtype == torch.uint8
+    torch.testing.assert_close(out, torch.stack(clips), rtol=0, atol=1e-6)
+    assert host.finish(torch.stack(clips)) is not None  # a float batch passes through unchanged

@@ -105,7 +105,7 @@ def test_composite_loss_weights_and_errors():
     y = torch.tensor([0, 0, 1, 1])
     loss = CompositeLoss([{"name": "cross_entropy", "weight": 0.5}, {"name": "value", "input": "reg", "weight": 0.1}])
     total, parts = loss(out, y)
-    assert float(total) == pytest.approx(0.5 * parts["cross_entropy"] + 0.1 * 2.0, rel=1e-6)
+    assert float(total) == pytest.approx(0.5 * float(parts["cross_entropy"]) + 0.1 * 2.0, rel=1e-6)
     with pytest.raises(ConfigError, match="valid"):
         CompositeLoss([{"name": "triplet", "bogus": 1}])
     with pytest.raises(ConfigError, match="valid"):

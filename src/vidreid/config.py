@@ -51,6 +51,9 @@ class DataConfig:
     min_seq_len: int = 0
     verify_files: bool = True
     num_workers: int = 2
+    # how training clips cross to the device: uint8 (normalised and erased there: 4x less to copy,
+    # less work per loader worker) | float (normalised by the workers) | auto (uint8 on a GPU)
+    transfer: str = "auto"
     sampler: str = "pk"  # pk (P x K identity batches) | pairs (one probe-gallery pair per batch, siamese)
     p: int = 8  # identities per batch (sampler pk)
     k: int = 4  # tracklets per identity (sampler pk)
@@ -116,7 +119,7 @@ class TrainConfig:
     seed: int = 0
     output_dir: str = "outputs/run"
     device: str = "auto"  # auto | cpu | cuda
-    log_every: int = 10  # iterations
+    log_every: int = 10  # iterations; on a GPU the loss is also read (and checked finite) only then
     checkpoint_every: int = 1  # epochs
     channels_last: bool = True
     progress: bool = True
@@ -280,6 +283,7 @@ def validate_config(cfg: DictConfig) -> DictConfig:
          "data.split_id", "must be a split number >= 0 or 'all'")
     need(d.mars_gallery in ("all_test", "exclude_query"), "data.mars_gallery", "must be all_test or exclude_query")
     need(d.sampler in ("pk", "pairs"), "data.sampler", "must be pk or pairs")
+    need(d.transfer in ("auto", "uint8", "float"), "data.transfer", "must be auto, uint8 or float")
     for key in ("data.train_sampling", "data.test_sampling"):
         for f in ("seq_len", "stride"):
             need(OmegaConf.select(cfg, f"{key}.{f}") >= 1, f"{key}.{f}", "must be >= 1")

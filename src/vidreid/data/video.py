@@ -57,7 +57,9 @@ class ClipDataset(Dataset):
         flow: an optical-flow cache (:class:`vidreid.data.flow.FlowCache`): items then also
             hold ``flow`` float (T, 2, H, W), aligned with the frames and transformed with them.
 
-    Item: dict with ``clip`` float (T, 3, H, W), ``label`` int64, ``pid``, ``camid``, ``index``.
+    Item: dict with ``clip`` float (T, 3, H, W), ``label`` int64, ``pid``, ``camid``, ``index``;
+    with a uint8 transform (:attr:`ClipTransform.device_normalised`) ``clip`` is uint8 and
+    ``erase`` int64 (4,) holds the erasing box, both for :meth:`ClipTransform.finish`.
     """
 
     def __init__(self, root, tracklets: list[Tracklet], sampler: TemporalSampler, transform: ClipTransform,
@@ -78,12 +80,15 @@ class ClipDataset(Dataset):
         flows = None
         if self.flow is not None:
             flows = np.stack([self.flow.read(t.frames[i], tf.height, tf.width) for i in idx])
-        clip, fl = tf(frames, tf.draw(rng), flow=flows)
+        params = tf.draw(rng)
+        clip, fl = tf(frames, params, flow=flows)
         label = self.labels[t.pid] if self.labels is not None else -1
         item = {"clip": clip, "label": torch.tensor(label, dtype=torch.int64), "pid": t.pid, "camid": t.camid,
                 "index": index}
         if fl is not None:
             item["flow"] = fl
+        if tf.device_normalised:
+            item["erase"] = tf.erase_box(params)
         return item
 
 

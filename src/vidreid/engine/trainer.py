@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
 import torch
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
@@ -68,9 +69,12 @@ def changed_settings(old: dict, new: dict) -> dict[str, tuple]:
     return out
 
 
-def _ignore_sigint(_worker_id: int) -> None:
-    """DataLoader workers leave Ctrl-C to the main process, which stops at a step boundary."""
+def _worker_init(_worker_id: int) -> None:
+    """DataLoader workers leave Ctrl-C to the main process, which stops at a step boundary, and
+    decode with one OpenCV thread each (the workers are the parallelism; OpenCV's own pool in
+    every worker only oversubscribes the cores)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    cv2.setNumThreads(1)
 
 
 def build_optimizer(cfg, model, lr: float | None = None) -> torch.optim.Optimizer:
@@ -230,7 +234,8 @@ class Trainer:
         mean, std = getattr(self.model, "input_norm", ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)))
         tf = ClipTransform(d.height, d.width, train=True, flip_p=d.augment.flip_p, pad=d.augment.pad,
                            erase_p=d.augment.erase_p, mean=tuple(mean), std=tuple(std), crop=d.augment.crop,
-                           color=getattr(self.model, "input_color", "rgb"))
+                           color=getattr(self.model, "input_color", "rgb"),
+                           uint8_out=d.transfer == "uint8" or (d.transfer == "auto" and self.device.type == "cuda"))
         ts = d.train_sampling
         flow = FlowCache(self.split.root, d.dataset, d.flow, all_tracklets_of=self.dataset) if d.flow else None
         self.train_set = ClipDataset(self.split.root, self.split.train,
@@ -252,6 +257,9 @@ class Trainer:
             raise ConfigError(f"data.p={d.p} x data.k={d.k} gives no batch for {len(pids)} training identities")
         self.epoch = 0
         self.global_step = 0
+        self._pending: list = []  # (where, loss, parts) of the steps whose loss is not read yet
+        # reading the loss synchronises with the device: free on a CPU, a stall on a GPU
+        self.check_every_step = self.device.type == "cpu"
         # fp16 needs loss scaling; bf16 and fp32 do not (the scaler is then a no-op)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.train.amp == "fp16")
         self.enter_stage(0)
@@ -381,15 +389,22 @@ class Trainer:
 
     # ----------------------------------------------------------------------------- loop
     def train_step(self, batch: dict, where: str = "") -> tuple[torch.Tensor, dict]:
-        """One optimisation step on a batch from the training loader (moved to the device here):
-        forward (under ``train.amp``), the composed loss, backward, gradient clipping, optimiser
-        and schedule steps.
+        """One optimisation step on a batch from the training loader (moved to the device here,
+        a uint8 clip normalised there): forward (under ``train.amp``), the composed loss,
+        backward, gradient clipping, optimiser and schedule steps.
+
+        Nothing here waits for the device: the loss and its terms come back as device tensors,
+        and whether the loss is finite is recorded on the device (:meth:`check_finite` reads it).
+        On a CPU, where reading costs nothing, it is checked at once, before the update.
+
+        Returns:
+            ``(loss, parts)``: the loss (0-d tensor) and each term's detached value (0-d tensors).
 
         Raises:
-            NonFiniteLossError: a NaN or infinite loss (names ``where``), before any update.
+            NonFiniteLossError: (CPU) a NaN or infinite loss, naming ``where``, before any update.
         """
         cfg = self.cfg
-        clip = batch["clip"].to(self.device, non_blocking=True)
+        clip = self.train_set.transform.finish(batch["clip"].to(self.device, non_blocking=True), batch.get("erase"))
         labels = batch["label"].to(self.device, non_blocking=True)
         extra = {"flow": batch["flow"].to(self.device, non_blocking=True)} if "flow" in batch else {}
         if getattr(self.model, "needs_labels", False):  # e.g. siamese models pair the batch
@@ -397,9 +412,9 @@ class Trainer:
         with autocast(self.device, amp_dtype(cfg.train.amp, self.device)):
             out = self.net(clip, **extra)
             loss, parts = self.loss(out, labels)
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(f"loss is {float(loss.detach())} at {where} (global step {self.global_step + 1}); "
-                                     f"terms: {parts}")
+        self._pending.append((where, loss.detach(), parts))
+        if self.check_every_step:
+            self.check_finite()
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if cfg.optim.max_grad_norm > 0:
@@ -409,6 +424,27 @@ class Trainer:
         self.scaler.update()
         self.scheduler.step()
         return loss, parts
+
+    def check_finite(self) -> None:
+        """Read the losses of the steps since the last check (one device synchronisation) and
+        raise on the first that is not finite. Called every ``train.log_every`` steps, at the
+        end of every epoch and before every save (on a CPU, after every step).
+
+        Raises:
+            NonFiniteLossError: names the first bad step (epoch, step, global step) and its terms.
+        """
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        finite = torch.isfinite(torch.stack([p[1].float() for p in pending])).cpu()
+        if bool(finite.all()):
+            return
+        i = int((~finite).nonzero()[0])
+        where, loss, parts = pending[i]
+        # train_step checks before fit counts the step; the deferred checks come after
+        first = self.global_step - len(pending) + i + 1 + (self.check_every_step and len(pending) == 1)
+        raise NonFiniteLossError(f"loss is {float(loss)} at {where} (global step {first}); "
+                                 f"terms: {({k: float(v) for k, v in parts.items()})}")
 
     def _check_output_dir(self, overwrite: bool) -> None:
         found = [f for f in RUN_FILES if (self.out_dir / f).exists()]
@@ -440,6 +476,7 @@ class Trainer:
     def _save(self, path: Path) -> None:
         """Checkpoint, unless the model's tensors are no longer finite: then the last good
         checkpoint stays and training stops with an error."""
+        self.check_finite()
         bad = nonfinite_tensors({"model": self.model.state_dict()})
         if bad:
             kept = f"the last good checkpoint {path} is kept" if path.exists() else "no checkpoint was written"
@@ -507,7 +544,7 @@ class Trainer:
         # One loader for the whole run: persistent workers are not restarted every epoch. The
         # batch sampler is iterated in this process, so set_epoch below still takes effect.
         loader = DataLoader(self.train_set, batch_sampler=self.sampler, num_workers=cfg.data.num_workers,
-                            persistent_workers=cfg.data.num_workers > 0, worker_init_fn=_ignore_sigint,
+                            persistent_workers=cfg.data.num_workers > 0, worker_init_fn=_worker_init,
                             pin_memory=self.device.type == "cuda")
         total_epochs = self.plan[-1][1]
         metrics: dict = {}
@@ -547,13 +584,15 @@ class Trainer:
                     self.global_step += 1
                     self.sampler.start_batch = i + 1
                     if self.global_step % cfg.train.log_every == 0 or i + 1 == self.iters_per_epoch:
-                        rec = {"epoch": self.epoch, "stage": self.stage, "step": self.global_step, "loss": float(loss.detach()),
+                        self.check_finite()  # the one read of the device per log_every steps
+                        lv = float(loss.detach())
+                        rec = {"epoch": self.epoch, "stage": self.stage, "step": self.global_step, "loss": lv,
                                "lr": self.optimizer.param_groups[-1]["lr"],
                                "clips_per_s": (i + 1 - start_batch) * clip.shape[0] / (time.perf_counter() - t0)}
-                        rec.update(parts)
+                        rec.update({k: float(v) for k, v in parts.items()})
                         self._log(rec, writer)
                         if hasattr(it, "set_postfix"):
-                            it.set_postfix(loss=f"{float(loss.detach()):.3f}")
+                            it.set_postfix(loss=f"{lv:.3f}")
                     if self._signal is not None and i + 1 < self.iters_per_epoch:
                         raise interrupted(f"epoch {self.epoch + 1}, step {i + 1} of {self.iters_per_epoch}")
                 self.epoch += 1

@@ -134,9 +134,18 @@ def _progress(it, total):
     return tqdm(it, total=total, leave=False, desc="extract")
 
 
-def _loader(ds, batch_size, num_workers, collate_fn=None):
+def _one_cv_thread(_worker_id: int) -> None:
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def _loader(ds, batch_size, num_workers, collate_fn=None, device="cpu"):
+    """Ordered batches; pinned host memory when they go to a GPU (asynchronous copies); one
+    OpenCV thread per worker."""
     return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                      persistent_workers=False, pin_memory=False, collate_fn=collate_fn)
+                      persistent_workers=False, pin_memory=torch.device(device).type == "cuda",
+                      collate_fn=collate_fn, worker_init_fn=_one_cv_thread if num_workers else None)
 
 
 def is_streaming(model) -> bool:
@@ -164,9 +173,9 @@ def stream_tracklets(model, root, tracklets: list[Tracklet], transform: ClipTran
     states: dict[int, Any] = {}
     out: list[torch.Tensor | None] = [None] * len(tracklets)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    batches = _loader(ds, batch_size, num_workers)
+    batches = _loader(ds, batch_size, num_workers, device=device)
     for x, fl, owner in (wrap(batches, len(batches)) if wrap else batches):
-        x = x.to(device).contiguous(memory_format=fmt)
+        x = x.to(device, non_blocking=True).contiguous(memory_format=fmt)
         feats = model.stream_frames(x, fl.to(device) if flow is not None else None)
         own = owner.numpy()
         cuts = [0, *(np.flatnonzero(np.diff(own)) + 1).tolist(), len(own)]
@@ -229,9 +238,9 @@ def extract_features(model: torch.nn.Module, root, tracklets: list[Tracklet], sa
         full_fn, eager_fn = _frame_fn(model, compile)
         sums = counts = None
         with inductor_config.patch(freezing=True):
-            for raw, owner in wrap(_loader(ds, batch_size, num_workers), (len(ds) + batch_size - 1) // batch_size):
+            for raw, owner in wrap(_loader(ds, batch_size, num_workers, device=device), (len(ds) + batch_size - 1) // batch_size):
                 # (N, H, W, 3) uint8 -> (N, 3, H, W) float: the permuted view is already channels_last
-                x = (raw.to(device).permute(0, 3, 1, 2).float() - mean) / std
+                x = (raw.to(device, non_blocking=True).permute(0, 3, 1, 2).float() - mean) / std
                 x = x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
                 f = (full_fn if len(x) == batch_size else eager_fn)(x).float().cpu()
                 if sums is None:
@@ -252,7 +261,7 @@ def extract_features(model: torch.nn.Module, root, tracklets: list[Tracklet], sa
         # averaged over all frames of the tracklet, then the head (BN-neck)
         ds = _ChunkDataset(root, tracklets, sampler.seq_len, transform, flow, stretch=False)
         sums, counts = None, torch.zeros(N)
-        for items in wrap(_loader(ds, max(1, batch_size // sampler.seq_len), num_workers, _collate_clips), None):
+        for items in wrap(_loader(ds, max(1, batch_size // sampler.seq_len), num_workers, _collate_clips, device=device), None):
             by_len: dict[int, list] = {}
             for it in items:
                 by_len.setdefault(it[2], []).append(it)
@@ -270,7 +279,7 @@ def extract_features(model: torch.nn.Module, root, tracklets: list[Tracklet], sa
         # fallback: stretched last chunk, clip embeddings weighted by their real frames
         ds = _ChunkDataset(root, tracklets, sampler.seq_len, transform, flow)
         sums = counts = None
-        for b in wrap(_loader(ds, max(1, batch_size // sampler.seq_len), num_workers), None):
+        for b in wrap(_loader(ds, max(1, batch_size // sampler.seq_len), num_workers, device=device), None):
             clip, owner, n = b[0], b[1], b[2].float()
             kw = {"flow": b[3].to(device)} if len(b) > 3 else {}
             e = model(clip.to(device), **kw).embedding.float().cpu()
@@ -281,7 +290,7 @@ def extract_features(model: torch.nn.Module, root, tracklets: list[Tracklet], sa
         return sums / counts[:, None]
     ds = ClipDataset(root, tracklets, sampler, transform, flow=flow)
     out = []
-    for b in wrap(_loader(ds, max(1, batch_size // sampler.seq_len), num_workers), None):
+    for b in wrap(_loader(ds, max(1, batch_size // sampler.seq_len), num_workers, device=device), None):
         kw = {"flow": b["flow"].to(device)} if "flow" in b else {}
         out.append(model(b["clip"].to(device), **kw).embedding.float().cpu())
     return torch.cat(out)

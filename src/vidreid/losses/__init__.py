@@ -106,19 +106,22 @@ class CompositeLoss(nn.Module):
             if hasattr(term, "set_gather"):
                 term.set_gather(gather)
 
-    def forward(self, out: ModelOutput, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, out: ModelOutput, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The weighted sum of the terms, and each term's unweighted value as a detached 0-d
+        tensor on the loss's device (not a Python float: reading it would wait for the device
+        at every step; the trainer reads them every ``train.log_every`` steps)."""
         total = None
-        parts: dict[str, float] = {}
+        parts: dict[str, torch.Tensor] = {}
         gather, world = getattr(self, "_gather", None), getattr(self, "_world", 1)
         for term, (key, inp, w, target) in zip(self.terms, self.meta):
             x, y = out.get(inp), labels if target is None else out.get(target)
             if gather is not None and world > 1 and getattr(term, "batch_mining", False):
                 v = term(gather(x), gather(y))
-                parts[key] = float(v.detach())
+                parts[key] = v.detach()
                 v = v * world
             else:
                 v = term(x, y)
-                parts[key] = float(v.detach())
+                parts[key] = v.detach()
             total = w * v if total is None else total + w * v
         return total, parts
 
