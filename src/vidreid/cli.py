@@ -8,6 +8,10 @@
     vidreid prepare pets2009 --src DIR --out DIR
     vidreid visualize {attention,features} --config FILE [--checkpoint CKPT] --tracklet DIR [--out PNG]
     vidreid demo    [--out DIR]
+    vidreid tracklets --video V.mp4 | --frames DIR  --tracks T.txt --out DIR [--camera NAME] [filters]
+    vidreid embed   --checkpoint C --tracklets DIR --out E.npz
+    vidreid match   --checkpoint C --query DIR|E.npz --gallery DIR|E.npz --out DIR [--assign --threshold D] [--index KIND]
+    vidreid export  --checkpoint C --format onnx --out model.onnx [--seq-len T]
 """
 
 from __future__ import annotations
@@ -184,6 +188,141 @@ def _cmd_visualize(a) -> int:
     return 0
 
 
+def _cmd_tracklets(a) -> int:
+    from .inference.tracks import TrackFilter, video_to_tracklets
+
+    ids = None
+    if a.identities:
+        from .data.datasets.pets import read_identities
+
+        ids = read_identities(Path(a.identities))
+    flt = TrackFilter(min_length=a.min_length, min_height=a.min_height, min_width=a.min_width, min_conf=a.min_conf,
+                      min_visibility=a.min_visibility, classes=tuple(a.classes) if a.classes else None, every=a.every)
+    rep = video_to_tracklets(a.tracks, a.out, camera=a.camera, video=a.video, frames=a.frames, flt=flt,
+                             identities=ids, progress=not a.quiet)
+    print(json.dumps(rep, indent=1))
+    return 0
+
+
+def _embeddings_of(model, path: str, what: str, batch_size=None):
+    """An embeddings file as it is, or a tracklet folder embedded with ``model``."""
+    from .inference.match import Embeddings
+
+    p = Path(path)
+    if p.suffix == ".npz":
+        return Embeddings.load(p)
+    if model is None:
+        raise ConfigError(f"--{what} {p}: a tracklet folder needs --checkpoint (or give an embeddings .npz)")
+    return embed_folder(model, p, batch_size)
+
+
+def embed_folder(model, root: Path, batch_size=None):
+    """Embed every tracklet of a folder (:func:`vidreid.inference.tracks.read_tracklet_dir`)."""
+    import numpy as np
+
+    from . import __version__
+    from .inference.match import Embeddings
+    from .inference.tracks import read_tracklet_dir
+
+    recs = read_tracklet_dir(root)
+    emb = model.embed([list(r.frames) for r in recs], batch_size=batch_size, progress=True).numpy()
+    c = model.cfg
+    meta = {"vidreid": __version__, "model": c.model.name, "checkpoint": model.checkpoint, "metric": model.metric,
+            "input": [int(c.data.height), int(c.data.width)], "test_sampling": dict(c.data.test_sampling),
+            "tracklets_root": str(root)}
+    return Embeddings(emb, [r.name for r in recs], [r.camera for r in recs], np.array([r.pid for r in recs], np.int64),
+                      np.array([r.first_frame for r in recs], np.int64), np.array([r.last_frame for r in recs], np.int64),
+                      meta)
+
+
+def _load_api_model(a):
+    from .api import load
+
+    return load(a.checkpoint, device=a.device, overrides=list(getattr(a, "overrides", []) or []))
+
+
+def _cmd_embed(a) -> int:
+    model = _load_api_model(a)
+    e = embed_folder(model, Path(a.tracklets), a.batch_size)
+    path = e.save(a.out)
+    cams = sorted(set(e.cameras))
+    print(f"embeddings: {len(e)} tracklets x {e.embeddings.shape[1]} ({len(cams)} camera(s): {', '.join(cams[:8])}) -> {path}")
+    return 0
+
+
+def _cmd_match(a) -> int:
+    from .inference.match import assign_identities, assignment_scores, ranked_lists, write_assignment, write_rankings
+
+    model = _load_api_model(a) if a.checkpoint else None
+    q = _embeddings_of(model, a.query, "query", a.batch_size)
+    g = q if a.gallery is None else _embeddings_of(model, a.gallery, "gallery", a.batch_size)
+    metric = a.metric or (model.metric if model is not None else q.meta.get("metric", "euclidean"))
+    lists = ranked_lists(q, g, metric, a.topk, cross_camera=a.cross_camera, index=a.index)
+    csv_p, _ = write_rankings(lists, a.out)
+    print(f"rankings: {len(lists)} queries x top {a.topk} ({metric}{', index ' + a.index if a.index else ''}) -> {csv_p}")
+    res = {"queries": len(lists), "metric": metric}
+    import numpy as np
+
+    r = None
+    if (q.pids >= 0).any() and (g.pids >= 0).any():
+        from .metrics.rank import evaluate_rank
+        from .inference.match import _distance
+
+        # the protocol of `vidreid test`: a gallery item of the query's pid and camera is excluded;
+        # here "camera" is the tracklet itself unless --cross-camera (then the camera)
+        qc = np.array(q.cameras if a.cross_camera else q.names)
+        gc = np.array(g.cameras if a.cross_camera else g.names)
+        keys = {k: i for i, k in enumerate(sorted(set(qc) | set(gc)))}
+        try:
+            r = evaluate_rank(_distance(q.embeddings, g.embeddings, metric), q.pids, g.pids,
+                              np.array([keys[x] for x in qc]), np.array([keys[x] for x in gc]))
+        except ValueError:
+            r = None
+            print("with the known pids: no query has a match in the gallery (other than itself); no rank-1 / mAP")
+    if r is not None:
+        res.update(rank1=float(r.cmc[0]), rank5=float(r.cmc[min(4, len(r.cmc) - 1)]), mAP=float(r.mAP),
+                   valid_queries=int(r.num_valid_queries), skipped_queries=int(r.num_skipped_queries))
+        print(f"with the known pids: rank-1 {100 * r.cmc[0]:.1f}, mAP {100 * r.mAP:.1f} "
+              f"({r.num_valid_queries} queries with a match, {r.num_skipped_queries} without)")
+    if a.assign:
+        if a.threshold is None:
+            raise ConfigError("--assign needs --threshold D: the largest distance at which a tracklet joins an identity "
+                              "(look at the distances in ranking.csv)")
+        from .inference.match import Embeddings
+
+        allt = q if a.gallery is None else Embeddings(
+            np.concatenate([q.embeddings, g.embeddings]), q.names + g.names, q.cameras + g.cameras,
+            np.concatenate([q.pids, g.pids]), np.concatenate([q.first_frame, g.first_frame]),
+            np.concatenate([q.last_frame, g.last_frame]), q.meta)
+        ident = assign_identities(allt, a.threshold, metric, groups=a.groups)
+        p = write_assignment(allt, ident, a.out)
+        print(f"assignment: {len(allt)} tracklets -> {len(set(ident.tolist()))} identities -> {p}")
+        res["identities"] = int(len(set(ident.tolist())))
+        if (allt.pids >= 0).any():
+            sc = assignment_scores(ident, allt.pids)
+            res["assignment"] = sc
+            print(f"with the known pids: {sc['people']} people, pair precision {sc['pair_precision']:.3f}, "
+                  f"recall {sc['pair_recall']:.3f}, F1 {sc['pair_f1']:.3f}, purity {sc['purity']:.3f}")
+    from .fileio import atomic_write_json
+
+    atomic_write_json(Path(a.out) / "match.json", res)
+    return 0
+
+
+def _cmd_export(a) -> int:
+    from .inference.export import export_onnx
+
+    model = _load_api_model(a)
+    c = model.cfg
+    t = a.seq_len or int(c.data.test_sampling.seq_len)
+    rep = export_onnx(model.model, a.out, int(c.data.height), int(c.data.width), seq_len=t, flow=bool(c.data.flow),
+                      opset=a.opset, exporter=a.exporter)
+    print(json.dumps(rep, indent=1))
+    if rep["why_fixed"]:
+        print(f"note: {rep['why_fixed']}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .data.datasets import DATASETS
     from .data.synthetic import LAYOUTS
@@ -258,6 +397,60 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--src", required=True)
     pp.add_argument("--out", required=True)
     pp.set_defaults(fn=_cmd_prepare)
+
+    s = sub.add_parser("tracklets", help="crop a video's (or image sequence's) MOT-format tracks into tracklet folders")
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--video", help="a video file OpenCV can decode")
+    src.add_argument("--frames", help="an image-sequence folder (file names end in the 1-based frame number)")
+    s.add_argument("--tracks", required=True, help="MOT text file: frame,id,left,top,width,height[,conf,class,visibility]")
+    s.add_argument("--out", required=True, help="output folder (several cameras may share it)")
+    s.add_argument("--camera", default="cam1", help="this video's camera name (default cam1)")
+    s.add_argument("--min-length", type=int, default=2, help="drop tracks with fewer kept boxes (default 2)")
+    s.add_argument("--min-height", type=float, default=0.0, help="drop boxes lower than this, pixels (after clipping)")
+    s.add_argument("--min-width", type=float, default=0.0, help="drop boxes narrower than this, pixels")
+    s.add_argument("--min-conf", type=float, default=0.0, help="drop boxes with column 7 below this (MOT ground truth: 1)")
+    s.add_argument("--min-visibility", type=float, default=0.0, help="drop boxes with column 9 below this")
+    s.add_argument("--classes", type=int, nargs="+", default=None, help="keep only these column-8 classes")
+    s.add_argument("--every", type=int, default=1, help="keep every N-th box of each track (default 1: all)")
+    s.add_argument("--identities", default=None, help="optional CSV track_id,person_id: labelled tracklets")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(fn=_cmd_tracklets)
+
+    def model_args(s, required=True):
+        s.add_argument("--checkpoint", required=required, help="a checkpoint written by vidreid train")
+        s.add_argument("--device", default="auto")
+        s.add_argument("--batch-size", type=int, default=None, help="frames per forward pass (default test.batch_size)")
+        s.add_argument("overrides", nargs="*", help="key=value settings on top of the checkpoint's config")
+
+    s = sub.add_parser("embed", help="embed every tracklet of a folder into an .npz (names, cameras, embeddings)")
+    model_args(s)
+    s.add_argument("--tracklets", required=True, help="a folder written by vidreid tracklets, or any folder of tracklet folders")
+    s.add_argument("--out", required=True, help="the embeddings file (.npz)")
+    s.set_defaults(fn=_cmd_embed)
+
+    s = sub.add_parser("match", help="rank gallery tracklets for every query; optionally assign identities across cameras")
+    model_args(s, required=False)
+    s.add_argument("--query", required=True, help="a tracklet folder or an embeddings .npz")
+    s.add_argument("--gallery", default=None, help="a tracklet folder or an .npz (default: the query set itself)")
+    s.add_argument("--out", required=True, help="folder for ranking.csv, ranking.json, match.json (and assignment.csv)")
+    s.add_argument("--topk", type=int, default=10)
+    s.add_argument("--metric", choices=["euclidean", "cosine"], default=None, help="default: the model's test.distance")
+    s.add_argument("--cross-camera", action="store_true", help="list only gallery tracklets of other cameras")
+    s.add_argument("--index", choices=["flat", "ivf", "hnsw"], default=None, help="search with a FAISS index")
+    s.add_argument("--assign", action="store_true", help="one-to-one identity assignment (Hungarian) over all tracklets")
+    s.add_argument("--threshold", type=float, default=None, help="with --assign: the largest distance of a match")
+    s.add_argument("--groups", choices=["camera", "tracklet"], default="camera",
+                   help="with --assign: one-to-one between cameras, or tracklet by tracklet (re-entries in one view)")
+    s.set_defaults(fn=_cmd_match)
+
+    s = sub.add_parser("export", help="export a checkpoint's model to ONNX, checked against PyTorch with ONNX Runtime")
+    model_args(s)
+    s.add_argument("--format", choices=["onnx"], default="onnx")
+    s.add_argument("--out", required=True)
+    s.add_argument("--seq-len", type=int, default=None, help="example clip length (default test_sampling.seq_len)")
+    s.add_argument("--opset", type=int, default=17)
+    s.add_argument("--exporter", choices=["legacy", "dynamo"], default="legacy")
+    s.set_defaults(fn=_cmd_export)
 
     s = sub.add_parser("demo", help="the main job: synthetic PRID-like benchmark, train, evaluate, real PETS check")
     s.add_argument("--out", default="outputs/demo")

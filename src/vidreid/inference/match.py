@@ -1,0 +1,253 @@
+"""Embeddings files, ranked gallery lists and cross-camera identity assignment.
+
+Embeddings file (``vidreid embed``), a NumPy ``.npz`` with:
+
+* ``embeddings``: float32 (N, D);
+* ``names``: str (N,), each tracklet's folder relative to the tracklet root;
+* ``cameras``: str (N,); ``pids``: int64 (N,), -1 when unknown;
+* ``first_frame``, ``last_frame``: int64 (N,), -1 when unknown;
+* ``meta``: a JSON string (vidreid version, model, checkpoint, metric, input size, sampling).
+
+Assignment (:func:`assign_identities`): the tracklets are taken group by group (a group is a
+camera, or with ``groups="tracklet"`` every tracklet on its own, for linking re-entries in one
+view), in order; the tracklets of a group are matched one-to-one to the identities found so far
+with the Hungarian algorithm (:func:`scipy.optimize.linear_sum_assignment`) on the average
+distance to each identity's tracklets; a pair farther than ``threshold`` is not a match and the
+tracklet starts a new identity. Two tracklets of one camera whose frame ranges overlap are never
+the same person (when the ranges are known).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DatasetError
+from ..fileio import atomic_path, atomic_write_json, atomic_write_text
+
+
+@dataclass
+class Embeddings:
+    """Embeddings with their tracklets' names, cameras, pids (-1 unknown) and frame ranges."""
+
+    embeddings: np.ndarray
+    names: list[str]
+    cameras: list[str]
+    pids: np.ndarray
+    first_frame: np.ndarray
+    last_frame: np.ndarray
+    meta: dict
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the ``.npz`` of the module doc atomically."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            raise DatasetError(f"{path}: an embeddings file ends in .npz")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, embeddings=self.embeddings.astype(np.float32), names=np.array(self.names, dtype=str),
+                         cameras=np.array(self.cameras, dtype=str), pids=self.pids.astype(np.int64),
+                         first_frame=self.first_frame.astype(np.int64), last_frame=self.last_frame.astype(np.int64),
+                         meta=np.array(json.dumps(self.meta)))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Embeddings":
+        """Read an embeddings file (no pickles are loaded).
+
+        Raises:
+            DatasetError: missing file, or a key missing or of the wrong shape (named).
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise DatasetError(f"missing embeddings file {path}")
+        try:
+            z = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as e:
+            raise DatasetError(f"{path}: not an embeddings .npz ({e})") from None
+        need = ("embeddings", "names", "cameras", "pids", "first_frame", "last_frame", "meta")
+        miss = [k for k in need if k not in z.files]
+        if miss:
+            raise DatasetError(f"{path}: missing key(s) {miss}; expected {list(need)} (written by `vidreid embed`)")
+        e = z["embeddings"]
+        n = len(z["names"])
+        if e.ndim != 2 or len(e) != n or any(len(z[k]) != n for k in need[2:6]):
+            raise DatasetError(f"{path}: embeddings {e.shape} and names ({n}) must have one row per tracklet")
+        return cls(e.astype(np.float32), [str(x) for x in z["names"]], [str(x) for x in z["cameras"]], z["pids"],
+                   z["first_frame"], z["last_frame"], json.loads(str(z["meta"])))
+
+
+def _distance(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
+    """(len(a), len(b)) float64 distances, as test.distance computes them."""
+    import torch
+
+    from ..losses.metric import pairwise_distance
+
+    if metric not in ("euclidean", "cosine"):
+        raise ValueError(f"metric must be euclidean or cosine, got {metric!r}")
+    return pairwise_distance(torch.as_tensor(a).double(), torch.as_tensor(b).double(), metric).numpy()
+
+
+def ranked_lists(q: Embeddings, g: Embeddings, metric: str = "euclidean", topk: int = 10, cross_camera: bool = False,
+                 index: str | None = None) -> list[dict]:
+    """Each query's ``topk`` gallery tracklets, nearest first.
+
+    A gallery tracklet with the query's own name is never listed (a folder matched against
+    itself); with ``cross_camera`` neither are the gallery tracklets of the query's camera.
+    ``index`` (``flat``, ``ivf``, ``hnsw``) searches with :class:`~vidreid.inference.index.GalleryIndex`
+    instead of brute force (``flat`` gives the same lists).
+
+    Returns:
+        one dict per query: ``query``, ``camera``, ``pid`` and ``matches``: a list of
+        ``{"rank", "gallery", "camera", "pid", "distance"}`` (rank 1-based).
+    """
+    import torch
+
+    excl_name = {n: i for i, n in enumerate(g.names)}
+    gcam = np.array(g.cameras)
+    out = []
+    if index is None:
+        D = _distance(q.embeddings, g.embeddings, metric)
+        cand = None
+    else:
+        from .index import GalleryIndex
+
+        ix = GalleryIndex(g.embeddings.shape[1], index, metric).add(g.embeddings)
+        extra = 1 + (int(max(np.unique(gcam, return_counts=True)[1])) if cross_camera else 0)
+        cand = ix.search(q.embeddings, topk + extra)
+    for i, name in enumerate(q.names):
+        if cand is None:
+            row = D[i].copy()
+            own = excl_name.get(name)
+            if own is not None:
+                row[own] = np.inf
+            if cross_camera:
+                row[gcam == q.cameras[i]] = np.inf
+            order = torch.sort(torch.from_numpy(row), stable=True).indices.numpy()
+            order = [j for j in order[:topk] if np.isfinite(row[j])]
+            dists = row[order]
+        else:
+            idx, dd = cand[0][i], cand[1][i]
+            keep = [(j, d) for j, d in zip(idx, dd) if j >= 0 and g.names[j] != name
+                    and not (cross_camera and g.cameras[j] == q.cameras[i])][:topk]
+            order, dists = [j for j, _ in keep], [d for _, d in keep]
+        out.append({"query": name, "camera": q.cameras[i], "pid": int(q.pids[i]),
+                    "matches": [{"rank": r + 1, "gallery": g.names[j], "camera": g.cameras[j], "pid": int(g.pids[j]),
+                                 "distance": float(d)} for r, (j, d) in enumerate(zip(order, dists))]})
+    return out
+
+
+def assign_identities(e: Embeddings, threshold: float, metric: str = "euclidean", groups: str = "camera") -> np.ndarray:
+    """One-to-one assignment of tracklets to identities, group after group (module doc).
+
+    Args:
+        e: the tracklets (any number of cameras).
+        threshold: the largest average distance at which a tracklet joins an identity.
+        metric: ``euclidean`` or ``cosine``.
+        groups: ``camera`` (one-to-one between cameras; cameras in order of first appearance)
+            or ``tracklet`` (each tracklet alone, in order of first frame then name: re-entry
+            linking within one view).
+
+    Returns:
+        int64 (N,) identity ids 0, 1, ... (in order of creation).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    if groups not in ("camera", "tracklet"):
+        raise ValueError(f"groups must be camera or tracklet, got {groups!r}")
+    n = len(e)
+    D = _distance(e.embeddings, e.embeddings, metric)
+    if groups == "camera":
+        cams = list(dict.fromkeys(e.cameras))
+        order = [[i for i in range(n) if e.cameras[i] == c] for c in cams]
+    else:
+        order = [[i] for i in sorted(range(n), key=lambda i: (int(e.first_frame[i]), e.names[i]))]
+    ident = np.full(n, -1, np.int64)
+    members: list[list[int]] = []
+    known = (e.first_frame >= 0) & (e.last_frame >= 0)
+    for grp in order:
+        if members:
+            cost = np.array([[D[i, m].mean() for m in members] for i in grp])
+            for a, i in enumerate(grp):  # overlapping in time in one camera: never the same person
+                if not known[i]:
+                    continue
+                for b, mem in enumerate(members):
+                    for j in mem:
+                        if (known[j] and e.cameras[j] == e.cameras[i] and e.first_frame[i] <= e.last_frame[j]
+                                and e.first_frame[j] <= e.last_frame[i]):
+                            cost[a, b] = np.inf
+                            break
+            big = np.where(np.isfinite(cost), cost, 1e18)
+            rows, cols = linear_sum_assignment(big)
+            for r, c in zip(rows, cols):
+                if cost[r, c] <= threshold:
+                    ident[grp[r]] = c
+        for i in grp:
+            if ident[i] < 0:
+                ident[i] = len(members)
+                members.append([])
+        for i in grp:
+            members[ident[i]].append(i)
+    return ident
+
+
+def assignment_scores(ident: np.ndarray, pids: np.ndarray) -> dict:
+    """How well identities recover known person ids (tracklets with pid -1 are left out).
+
+    * ``pair_precision`` / ``pair_recall`` / ``pair_f1``: over all pairs of tracklets, "given
+      the same identity" against "the same person";
+    * ``purity``: the fraction of tracklets that belong to their identity's majority person;
+    * ``identities`` against ``people``: how many identities were made for how many people.
+    """
+    m = pids >= 0
+    ident, pids = ident[m], pids[m]
+    same_i = ident[:, None] == ident[None]
+    same_p = pids[:, None] == pids[None]
+    iu = np.triu_indices(len(pids), 1)
+    tp = int((same_i & same_p)[iu].sum())
+    fp = int((same_i & ~same_p)[iu].sum())
+    fn = int((~same_i & same_p)[iu].sum())
+    prec = tp / (tp + fp) if tp + fp else 1.0
+    rec = tp / (tp + fn) if tp + fn else 1.0
+    # identity purity: each identity's majority person; correct tracklets are those of it
+    correct = 0
+    for k in np.unique(ident):
+        ps = pids[ident == k]
+        correct += int(np.bincount(ps).max())
+    return {"tracklets": int(len(pids)), "people": int(len(np.unique(pids))), "identities": int(len(np.unique(ident))),
+            "pair_precision": prec, "pair_recall": rec, "pair_f1": 2 * prec * rec / (prec + rec) if prec + rec else 0.0,
+            "purity": correct / len(pids) if len(pids) else 0.0}
+
+
+def write_rankings(lists: list[dict], out: str | Path) -> tuple[Path, Path]:
+    """``out/ranking.csv`` (query, query_camera, rank, gallery, gallery_camera, distance) and
+    ``out/ranking.json`` (the lists as returned by :func:`ranked_lists`)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["query", "query_camera", "rank", "gallery", "gallery_camera", "distance"])
+    for q in lists:
+        for mt in q["matches"]:
+            w.writerow([q["query"], q["camera"], mt["rank"], mt["gallery"], mt["camera"], f"{mt['distance']:.6f}"])
+    return atomic_write_text(out / "ranking.csv", buf.getvalue()), atomic_write_json(out / "ranking.json", lists)
+
+
+def write_assignment(e: Embeddings, ident: np.ndarray, out: str | Path) -> Path:
+    """``out/assignment.csv``: tracklet, camera, identity (and pid when known)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["tracklet", "camera", "identity", "pid"])
+    for i in range(len(e)):
+        w.writerow([e.names[i], e.cameras[i], int(ident[i]), int(e.pids[i]) if e.pids[i] >= 0 else ""])
+    Path(out).mkdir(parents=True, exist_ok=True)
+    return atomic_write_text(Path(out) / "assignment.csv", buf.getvalue())

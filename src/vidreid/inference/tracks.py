@@ -1,0 +1,392 @@
+"""From a video (or an image sequence) and a tracker's output to tracklet folders.
+
+Input tracks use the MOT Challenge text format, one box per line, comma separated::
+
+    frame, id, bb_left, bb_top, bb_width, bb_height[, conf[, class[, visibility[, ...]]]]
+
+* ``frame``: 1-based frame number (the first decoded video frame, or the image sequence's frame
+  whose file name ends in 1, e.g. ``img1/000001.jpg``).
+* ``id``: track id (an integer; one tracklet per id).
+* ``bb_left, bb_top, bb_width, bb_height``: the box in pixels (floats allowed).
+* ``conf`` (column 7, optional, default 1): kept when ``>= min_conf``. MOT ground truth marks
+  boxes to ignore with 0 here.
+* ``class`` (column 8, optional): kept when in ``classes`` (no filter by default; MOT ground
+  truth uses 1 for pedestrians; detection files hold -1 or a world coordinate here).
+* ``visibility`` (column 9, optional, default 1): kept when ``>= min_visibility``.
+* Further columns are ignored. Blank lines and lines starting with ``#`` are skipped.
+
+Output (what :func:`read_tracklet_dir` and ``vidreid embed`` read)::
+
+    out/<camera>/<track id, 6 digits>/<frame, 6 digits>.jpg
+    out/tracklets.csv          one row per tracklet: tracklet, camera, track_id, pid, frames,
+                               first_frame, last_frame (pid empty when unknown)
+    out/<camera>/tracks_report.json   what was kept, and every dropped box or track by reason
+
+Several cameras go into one ``out`` by running once per camera with its own ``camera`` name;
+``tracklets.csv`` gathers them. Boxes are clipped at the image border; what the filters drop is
+counted, never lost silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import DatasetError
+from ..fileio import atomic_write_json, atomic_write_text, write_image
+
+MANIFEST = "tracklets.csv"
+MANIFEST_COLUMNS = ("tracklet", "camera", "track_id", "pid", "frames", "first_frame", "last_frame")
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
+_CAMERA = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+@dataclass(frozen=True)
+class Box:
+    frame: int  # 1-based
+    track: int
+    x: float
+    y: float
+    w: float
+    h: float
+    conf: float = 1.0
+    cls: int | None = None
+    visibility: float = 1.0
+
+
+def read_mot(path: str | Path) -> list[Box]:
+    """Parse a MOT Challenge text file (columns as in the module doc).
+
+    Raises:
+        DatasetError: a missing file, or a line that is not at least six numbers, names the
+            file and the line number.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"missing track file {path}: expected MOT-format lines 'frame,id,left,top,width,height,...'")
+    out = []
+    with open(path, newline="") as f:
+        for n, line in enumerate(f, start=1):
+            s = line.strip()
+            if not s or s.startswith("#"):
+                continue
+            cols = [c.strip() for c in s.split(",")]
+            try:
+                v = [float(c) for c in cols[:9]]
+            except ValueError:
+                raise DatasetError(f"{path}:{n}: expected numbers 'frame,id,left,top,width,height[,conf,class,visibility]', "
+                                   f"got {s[:80]!r}") from None
+            if len(v) < 6:
+                raise DatasetError(f"{path}:{n}: expected at least 6 columns (frame,id,left,top,width,height), got {len(v)}")
+            if v[0] != int(v[0]) or v[0] < 1 or v[1] != int(v[1]):
+                raise DatasetError(f"{path}:{n}: frame must be an integer >= 1 and id an integer, got {cols[0]!r}, {cols[1]!r}")
+            out.append(Box(int(v[0]), int(v[1]), v[2], v[3], v[4], v[5], v[6] if len(v) > 6 else 1.0,
+                           int(v[7]) if len(v) > 7 and v[7] == int(v[7]) else None, v[8] if len(v) > 8 else 1.0))
+    if not out:
+        raise DatasetError(f"{path}: no boxes (empty, or only comments)")
+    return out
+
+
+@dataclass
+class TrackFilter:
+    """What :func:`plan_tracklets` keeps.
+
+    Attributes:
+        min_length: tracklets with fewer frames (after the box filters) are dropped.
+        min_height, min_width: boxes smaller than this after clipping (pixels) are dropped.
+        min_conf: boxes with ``conf < min_conf`` are dropped.
+        min_visibility: boxes with ``visibility < min_visibility`` are dropped.
+        classes: keep only these classes (column 8); None keeps all.
+        every: keep every ``every``-th box of each track (1 keeps all), counted from its first.
+    """
+
+    min_length: int = 2
+    min_height: float = 0.0
+    min_width: float = 0.0
+    min_conf: float = 0.0
+    min_visibility: float = 0.0
+    classes: tuple[int, ...] | None = None
+    every: int = 1
+
+
+@dataclass
+class TrackPlan:
+    """Clipped integer boxes to crop, per track id: ``{track: [(frame, x0, y0, x1, y1), ...]}``,
+    and the counts of what was dropped and why."""
+
+    boxes: dict[int, list[tuple[int, int, int, int, int]]]
+    dropped: dict[str, int] = field(default_factory=dict)
+    boxes_read: int = 0
+
+
+def plan_tracklets(boxes: list[Box], width: int, height: int, flt: TrackFilter = TrackFilter()) -> TrackPlan:
+    """Apply the filters of ``flt`` to ``boxes`` for an image of ``width`` x ``height`` pixels:
+    clip every box at the border (integer pixel bounds, half-open), drop and count boxes by
+    reason (``low_conf``, ``low_visibility``, ``class``, ``outside_image``, ``too_small``,
+    ``subsampled``, ``duplicate_frame``) and then tracks shorter than ``min_length``
+    (``short_tracks`` and their ``boxes_in_short_tracks``)."""
+    if flt.every < 1 or flt.min_length < 1:
+        raise ValueError("every and min_length must be >= 1")
+    dropped = dict.fromkeys(("low_conf", "low_visibility", "class", "outside_image", "too_small", "subsampled",
+                             "duplicate_frame", "short_tracks", "boxes_in_short_tracks"), 0)
+    per: dict[int, dict[int, tuple]] = {}
+    for b in sorted(boxes, key=lambda b: (b.track, b.frame)):
+        if b.conf < flt.min_conf:
+            dropped["low_conf"] += 1
+            continue
+        if b.visibility < flt.min_visibility:
+            dropped["low_visibility"] += 1
+            continue
+        if flt.classes is not None and b.cls not in flt.classes:
+            dropped["class"] += 1
+            continue
+        x0, y0 = max(0, int(round(b.x))), max(0, int(round(b.y)))
+        x1, y1 = min(width, int(round(b.x + b.w))), min(height, int(round(b.y + b.h)))
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            dropped["outside_image"] += 1
+            continue
+        if y1 - y0 < flt.min_height or x1 - x0 < flt.min_width:
+            dropped["too_small"] += 1
+            continue
+        t = per.setdefault(b.track, {})
+        if b.frame in t:
+            dropped["duplicate_frame"] += 1
+            continue
+        t[b.frame] = (b.frame, x0, y0, x1, y1)
+    out = {}
+    for tid, frames in per.items():
+        seq = [frames[k] for k in sorted(frames)]
+        kept = seq[::flt.every]
+        dropped["subsampled"] += len(seq) - len(kept)
+        if len(kept) < flt.min_length:
+            dropped["short_tracks"] += 1
+            dropped["boxes_in_short_tracks"] += len(kept)
+            continue
+        out[tid] = kept
+    return TrackPlan(out, dropped, len(boxes))
+
+
+def _frame_sequence(frames_dir: Path):
+    """(frame number, path) of the images of an image-sequence folder, by the number that ends
+    each file name."""
+    items = []
+    for p in frames_dir.iterdir():
+        if p.suffix.lower() not in IMAGE_EXTS:
+            continue
+        m = re.search(r"(\d+)(?!.*\d)", p.stem)
+        if m is None:
+            raise DatasetError(f"{p}: an image-sequence frame's name must end in its frame number")
+        items.append((int(m.group(1)), p))
+    if not items:
+        raise DatasetError(f"{frames_dir}: no image frames ({', '.join(IMAGE_EXTS)})")
+    return sorted(items)
+
+
+def _read_image(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise DatasetError(f"cannot read image {path}: missing or not a decodable image")
+    return img
+
+
+def _frames(video: Path | None, frames_dir: Path | None):
+    """(size (W, H), iterator of (1-based frame number, BGR image))."""
+    if video is not None:
+        if not video.is_file():
+            raise DatasetError(f"missing video {video}")
+        cap = cv2.VideoCapture(str(video))
+        if not cap.isOpened():
+            raise DatasetError(f"cannot open video {video} with OpenCV (unsupported codec or not a video)")
+        ok, first = cap.read()
+        if not ok:
+            cap.release()
+            raise DatasetError(f"{video}: no frame could be decoded")
+
+        def gen():
+            n, img = 1, first
+            try:
+                while img is not None:
+                    yield n, img
+                    ok, img = cap.read()
+                    img = img if ok else None
+                    n += 1
+            finally:
+                cap.release()
+        return (first.shape[1], first.shape[0]), gen()
+    if frames_dir is None or not frames_dir.is_dir():
+        raise DatasetError(f"missing image-sequence folder {frames_dir}")
+    seq = _frame_sequence(frames_dir)
+    h, w = _read_image(seq[0][1]).shape[:2]
+    return (w, h), ((n, _read_image(p)) for n, p in seq)
+
+
+def read_manifest(out: Path) -> list[dict]:
+    p = out / MANIFEST
+    if not p.is_file():
+        return []
+    with open(p, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if rows and set(MANIFEST_COLUMNS) - set(rows[0]):
+        raise DatasetError(f"{p}: expected columns {', '.join(MANIFEST_COLUMNS)}")
+    return rows
+
+
+def write_manifest(out: Path, rows: list[dict]) -> Path:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for r in sorted(rows, key=lambda r: (r["camera"], int(r["track_id"]))):
+        w.writerow({k: r[k] for k in MANIFEST_COLUMNS})
+    return atomic_write_text(out / MANIFEST, buf.getvalue())
+
+
+def video_to_tracklets(tracks: str | Path, out: str | Path, camera: str = "cam1", video: str | Path | None = None,
+                       frames: str | Path | None = None, flt: TrackFilter = TrackFilter(),
+                       identities: dict[int, int] | None = None, progress: bool = False) -> dict:
+    """Crop every kept box of a MOT-format track file from a video or an image sequence into
+    ``out/<camera>/<track>/<frame>.jpg`` (one tracklet folder per track id), add the tracks to
+    ``out/tracklets.csv`` and write ``out/<camera>/tracks_report.json``.
+
+    Args:
+        tracks: the MOT text file (columns in the module doc).
+        out: output folder (created); may already hold other cameras.
+        camera: this video's camera name (letters, digits, ``_ . -``).
+        video: a video file OpenCV decodes (exactly one of ``video`` and ``frames``).
+        frames: an image-sequence folder (file names end in the frame number).
+        flt: box and track filters.
+        identities: optional track id -> person id (labelled footage); else pid is empty.
+
+    Returns:
+        the report: tracklets and crops written, boxes read, dropped boxes and tracks by reason,
+        boxes on frames the video does not have.
+
+    Raises:
+        DatasetError: a bad or missing video, image or track file (named, with the line), an
+            invalid camera name, or a camera folder that already exists in ``out``.
+    """
+    if (video is None) == (frames is None):
+        raise DatasetError("give exactly one of a video file and an image-sequence folder")
+    if not _CAMERA.fullmatch(camera):
+        raise DatasetError(f"camera name {camera!r}: use letters, digits, '_', '.', '-'")
+    out = Path(out)
+    cam_dir = out / camera
+    if cam_dir.exists():
+        raise DatasetError(f"{cam_dir} already exists: tracklets of camera {camera!r} were written there before; "
+                           "choose another --camera or --out (nothing is overwritten)")
+    boxes = read_mot(tracks)
+    (W, H), frame_iter = _frames(Path(video) if video is not None else None, Path(frames) if frames is not None else None)
+    plan = plan_tracklets(boxes, W, H, flt)
+    if identities is not None:
+        unknown = sorted(set(plan.boxes) - set(identities))
+        if unknown:
+            raise DatasetError(f"identities: no person id for track(s) {unknown[:10]}")
+    by_frame: dict[int, list[tuple[int, tuple]]] = {}
+    for tid, seq in plan.boxes.items():
+        for b in seq:
+            by_frame.setdefault(b[0], []).append((tid, b))
+    written = {tid: [] for tid in plan.boxes}
+    last_frame = 0
+    if progress:
+        from tqdm import tqdm
+
+        frame_iter = tqdm(frame_iter, desc=f"crop {camera}", leave=False)
+    for n, img in frame_iter:
+        last_frame = n
+        if img.shape[0] != H or img.shape[1] != W:
+            raise DatasetError(f"frame {n} is {img.shape[1]}x{img.shape[0]}, the first was {W}x{H}")
+        for tid, (_, x0, y0, x1, y1) in by_frame.pop(n, []):
+            d = cam_dir / f"{tid:06d}"
+            d.mkdir(parents=True, exist_ok=True)
+            write_image(d / f"{n:06d}.jpg", img[y0:y1, x0:x1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+            written[tid].append(n)
+    beyond = sum(len(v) for v in by_frame.values())
+    rows = [r for r in read_manifest(out) if r["camera"] != camera]
+    for tid, fr in sorted(written.items()):
+        if not fr:
+            continue
+        rows.append({"tracklet": f"{camera}/{tid:06d}", "camera": camera, "track_id": tid,
+                     "pid": "" if identities is None else identities[tid], "frames": len(fr),
+                     "first_frame": fr[0], "last_frame": fr[-1]})
+    cam_dir.mkdir(parents=True, exist_ok=True)
+    report = {"camera": camera, "source": str(video if video is not None else frames), "tracks_file": str(tracks),
+              "image_size": [W, H], "frames_decoded": last_frame, "boxes_read": plan.boxes_read,
+              "tracklets_written": sum(1 for v in written.values() if v), "crops_written": sum(len(v) for v in written.values()),
+              "dropped": dict(plan.dropped, boxes_beyond_last_frame=beyond),
+              "filters": {k: (list(v) if isinstance(v, tuple) else v) for k, v in flt.__dict__.items()}}
+    atomic_write_json(cam_dir / "tracks_report.json", report)
+    write_manifest(out, rows)
+    return report
+
+
+@dataclass(frozen=True)
+class TrackletRecord:
+    """One tracklet folder found by :func:`read_tracklet_dir`: absolute frame paths in frame
+    order, its name (path relative to the root), camera name, person id (-1 unknown) and frame
+    range (-1 unknown)."""
+
+    name: str
+    frames: tuple[str, ...]
+    camera: str
+    pid: int = -1
+    first_frame: int = -1
+    last_frame: int = -1
+
+
+def _images(d: Path) -> list[Path]:
+    imgs = [p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS]
+
+    def key(p: Path):
+        m = re.search(r"(\d+)(?!.*\d)", p.stem)
+        return (int(m.group(1)) if m else -1, p.name)
+    return sorted(imgs, key=key)
+
+
+def read_tracklet_dir(root: str | Path) -> list[TrackletRecord]:
+    """The tracklets under ``root``: with a ``tracklets.csv`` (written by ``vidreid tracklets``)
+    its rows, in order; otherwise every folder below ``root`` that holds images is a tracklet,
+    sorted by path, its frames ordered by the number that ends each file name. The camera is
+    then the ``<camid>`` of a ``c<camid>[_name]`` folder (the folder layout of
+    :mod:`vidreid.data.datasets.folder`, whose integer ``<pid>`` parent gives the pid), else the
+    first folder below ``root`` (``root/<camera>/<track>/``), else ``root``'s own name.
+
+    Raises:
+        DatasetError: ``root`` is missing or holds no tracklet; a manifest row names a folder
+            without images.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"missing tracklet folder {root}")
+    rows = read_manifest(root)
+    out = []
+    if rows:
+        for r in rows:
+            d = root / r["tracklet"]
+            imgs = _images(d) if d.is_dir() else []
+            if not imgs:
+                raise DatasetError(f"{root / MANIFEST}: tracklet {r['tracklet']}: no images in {d}")
+            out.append(TrackletRecord(r["tracklet"], tuple(str(p.resolve()) for p in imgs), r["camera"],
+                                      int(r["pid"]) if r["pid"].strip() else -1, int(r["first_frame"]), int(r["last_frame"])))
+        return out
+    trk = re.compile(r"c(?P<cam>\d+)(_.*)?")
+    for d in sorted(p for p in [root, *root.rglob("*")] if p.is_dir()):
+        imgs = _images(d)
+        if not imgs:
+            continue
+        rel = d.relative_to(root)
+        m = trk.fullmatch(d.name)
+        if m is not None and d != root:
+            camera = m.group("cam")
+            pid = int(d.parent.name) if d.parent != root and d.parent.name.isdigit() else -1
+        else:
+            camera, pid = (rel.parts[0] if len(rel.parts) > 1 else root.resolve().name), -1
+        out.append(TrackletRecord(rel.as_posix() if rel.parts else root.name, tuple(str(p.resolve()) for p in imgs),
+                                  camera, pid))
+    if not out:
+        raise DatasetError(f"{root}: no tracklet folders (folders holding {', '.join(IMAGE_EXTS)} images)")
+    return out

@@ -1,0 +1,267 @@
+"""The practitioner's way in: the Python API, video + MOT tracks -> tracklets, embed, match,
+assignment, ONNX export and the FAISS gallery index."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import vidreid
+import vidreid.inference.match
+import vidreid.inference.tracks
+from vidreid.cli import main
+from vidreid.config import load_config
+from vidreid.data.datasets import build_dataset
+from vidreid.engine.evaluator import evaluate_split
+from vidreid.engine.trainer import Trainer
+from vidreid.errors import DatasetError
+
+
+@pytest.fixture(scope="module")
+def demo_checkpoint(tiny_tree, tmp_path_factory):
+    """The demo's recipe (demo/prid2011) at test size: one epoch on the tiny PRID tree."""
+    root = tiny_tree("prid2011")
+    out = tmp_path_factory.mktemp("demo_run")
+    cfg = load_config("demo/prid2011", [f"data.root={root}", f"train.output_dir={out}", "schedule.epochs=1",
+                                        "data.p=3", "data.k=2", "data.num_workers=0", "model.args.pretrained=null",
+                                        "data.height=64", "data.width=32", "train.progress=false"])
+    Trainer(cfg).fit()
+    return out / "checkpoint.pt", root, cfg
+
+
+def test_two_line_api_equals_the_test_protocol(demo_checkpoint):
+    ckpt, root, cfg = demo_checkpoint
+    model = vidreid.load(ckpt)
+    split = build_dataset("prid2011", root).split(0)
+    dirs = [root / Path(t.frames[0]).parent for t in split.query[:3]]
+    emb = model.embed(dirs)
+    assert emb.dtype == torch.float32 and emb.shape[0] == 3
+    # the same embeddings `vidreid test` computes for those tracklets
+    from vidreid.data.sampling import TemporalSampler
+    from vidreid.engine.evaluator import make_test_transform
+    from vidreid.inference.features import extract_features
+
+    ts = cfg.data.test_sampling
+    want = extract_features(model.model, root, split.query[:3], TemporalSampler(ts.strategy, ts.seq_len, train=False),
+                            make_test_transform(cfg, model.model), num_workers=0)
+    torch.testing.assert_close(emb, want, rtol=1e-5, atol=1e-5)
+    # uint8 arrays of the same frames give the same embedding; a list of frame paths too
+    frames = [np.stack([cv2.cvtColor(cv2.imread(str(root / f)), cv2.COLOR_BGR2RGB) for f in split.query[0].frames])]
+    torch.testing.assert_close(model.embed(frames), emb[:1], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(model.embed([[str(root / f) for f in split.query[0].frames]]), emb[:1], rtol=1e-5, atol=1e-5)
+    # ranking helper: nearest first, ties by index
+    order, dist = vidreid.rank(emb, emb, metric=model.metric, topk=2)
+    assert order[:, 0].tolist() == [0, 1, 2] and torch.all(dist[:, 0] <= dist[:, 1])
+    with pytest.raises(DatasetError, match="tracklet 0: expected a uint8 RGB array"):
+        model.embed([np.zeros((2, 8, 8, 3), np.float32)])
+    with pytest.raises(DatasetError, match="is not a folder of frames"):
+        model.embed([root / "nope"])
+
+
+def test_load_config_name_with_weights(demo_checkpoint, tmp_path):
+    ckpt, root, cfg = demo_checkpoint
+    st = torch.load(ckpt, weights_only=True)["model"]
+    torch.save(st, tmp_path / "w.pt")
+    m = vidreid.load("demo/prid2011", weights=tmp_path / "w.pt",
+                     overrides=["model.args.pretrained=null", "data.height=64", "data.width=32", "data.num_workers=0"])
+    a = vidreid.load(ckpt)
+    x = [np.random.default_rng(0).integers(0, 255, (5, 64, 32, 3), dtype=np.uint8)]
+    torch.testing.assert_close(m.embed(x), a.embed(x, num_workers=0))
+
+
+# ------------------------------------------------------------------------------ tracklets
+def _video(path: Path, n: int = 12, size=(160, 120)) -> None:
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, size)
+    assert w.isOpened()
+    for i in range(n):
+        img = np.full((size[1], size[0], 3), 40, np.uint8)
+        cv2.rectangle(img, (10 + 3 * i, 20), (40 + 3 * i, 90), (0, 0, 200), -1)  # person 1 walks right
+        cv2.rectangle(img, (120, 10), (150, 80), (0, 200, 0), -1)  # person 2 stands
+        w.write(img)
+    w.release()
+
+
+def _tracks(path: Path, n: int = 12) -> None:
+    lines = ["# frame,id,left,top,width,height,conf,class,visibility"]
+    for f in range(1, n + 1):
+        lines.append(f"{f},1,{10 + 3 * (f - 1)},20,31,71,1,1,1.0")
+        lines.append(f"{f},2,120,10,50,71,1,1,{0.2 if f % 2 else 0.9}")  # clipped at the right border
+    lines.append("3,3,10,10,5,5,1,1,1")  # a tiny one-box track
+    lines.append("4,4,10,10,30,60,0,1,1")  # conf 0 (MOT: ignore)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_video_to_tracklets_filters_and_counts(tmp_path):
+    _video(tmp_path / "v.avi")
+    _tracks(tmp_path / "t.txt")
+    rep = vidreid.inference.tracks.video_to_tracklets(
+        tmp_path / "t.txt", tmp_path / "out", camera="cam1", video=tmp_path / "v.avi",
+        flt=vidreid.inference.tracks.TrackFilter(min_length=3, min_conf=0.5, min_visibility=0.5))
+    assert rep["tracklets_written"] == 2 and rep["frames_decoded"] == 12
+    d = rep["dropped"]
+    assert d["low_conf"] == 1 and d["low_visibility"] == 6 and d["short_tracks"] == 1 and d["boxes_in_short_tracks"] == 1
+    assert rep["crops_written"] == 12 + 6
+    rows = list(csv.DictReader(open(tmp_path / "out" / "tracklets.csv")))
+    assert [(r["tracklet"], r["frames"], r["first_frame"]) for r in rows] == [("cam1/000001", "12", "1"), ("cam1/000002", "6", "2")]
+    crop = cv2.imread(str(tmp_path / "out" / "cam1" / "000002" / "000002.jpg"))
+    assert crop.shape[:2] == (71, 40)  # 120 + 50 clipped at the 160-pixel border
+    red = cv2.imread(str(tmp_path / "out" / "cam1" / "000001" / "000005.jpg"))
+    assert red.shape[:2] == (71, 31) and red[..., 2].mean() > 150  # the walking person, not the background
+    # a second camera joins the manifest; the same camera again is refused (nothing overwritten)
+    vidreid.inference.tracks.video_to_tracklets(tmp_path / "t.txt", tmp_path / "out", camera="cam2", video=tmp_path / "v.avi")
+    assert {r["camera"] for r in csv.DictReader(open(tmp_path / "out" / "tracklets.csv"))} == {"cam1", "cam2"}
+    with pytest.raises(DatasetError, match="already exists"):
+        vidreid.inference.tracks.video_to_tracklets(tmp_path / "t.txt", tmp_path / "out", camera="cam1",
+                                                    video=tmp_path / "v.avi")
+    recs = vidreid.inference.tracks.read_tracklet_dir(tmp_path / "out")
+    assert len(recs) == 2 + 2 and recs[0].frames[0].endswith("000001.jpg") and recs[0].camera == "cam1"
+
+
+def test_tracklets_cli_errors_name_the_file_and_line(tmp_path, capsys):
+    _video(tmp_path / "v.avi")
+    (tmp_path / "bad.txt").write_text("1,1,10,20,30,40,1,1,1\n2,1,ten,20,30,40\n")
+    assert main(["tracklets", "--video", str(tmp_path / "v.avi"), "--tracks", str(tmp_path / "bad.txt"),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "bad.txt:2: expected numbers" in capsys.readouterr().err
+    (tmp_path / "junk.avi").write_bytes(b"not a video")
+    (tmp_path / "ok.txt").write_text("1,1,10,20,30,40\n")
+    assert main(["tracklets", "--video", str(tmp_path / "junk.avi"), "--tracks", str(tmp_path / "ok.txt"),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "junk.avi" in capsys.readouterr().err
+
+
+def test_frames_folder_input(tmp_path):
+    (tmp_path / "img1").mkdir()
+    for i in range(1, 6):
+        cv2.imwrite(str(tmp_path / "img1" / f"{i:06d}.jpg"), np.full((60, 80, 3), 20 * i, np.uint8))
+    (tmp_path / "t.txt").write_text("".join(f"{i},7,5,5,20,40\n" for i in range(1, 6)) + "9,7,5,5,20,40\n")
+    rep = vidreid.inference.tracks.video_to_tracklets(tmp_path / "t.txt", tmp_path / "o", camera="c", frames=tmp_path / "img1")
+    assert rep["crops_written"] == 5 and rep["dropped"]["boxes_beyond_last_frame"] == 1
+
+
+# ------------------------------------------------------------------------------ embed / match
+def test_embed_and_match_cli(demo_checkpoint, tmp_path, capsys):
+    ckpt, root, cfg = demo_checkpoint
+    # the folder layout of the tiny tree: query cam_a and gallery cam_b of split 0, as tracklet folders
+    split = build_dataset("prid2011", root).split(0)
+    for sub, ts in (("q", split.query), ("g", split.gallery)):
+        for t in ts:
+            d = tmp_path / sub / f"{t.pid:04d}" / f"c{t.camid}_x"
+            d.mkdir(parents=True)
+            for f in t.frames:
+                (d / Path(f).name).symlink_to(root / f)
+    assert main(["embed", "--checkpoint", str(ckpt), "--tracklets", str(tmp_path / "q"), "--out", str(tmp_path / "q.npz")]) == 0
+    assert main(["embed", "--checkpoint", str(ckpt), "--tracklets", str(tmp_path / "g"), "--out", str(tmp_path / "g.npz")]) == 0
+    e = vidreid.inference.match.Embeddings.load(tmp_path / "q.npz")
+    assert len(e) == len(split.query) and set(e.pids.tolist()) == {t.pid for t in split.query}
+    assert main(["match", "--query", str(tmp_path / "q.npz"), "--gallery", str(tmp_path / "g.npz"), "--out",
+                 str(tmp_path / "m"), "--topk", "3", "--cross-camera", "--assign", "--threshold", "1e9"]) == 0
+    res = json.loads((tmp_path / "m" / "match.json").read_text())
+    # the same rank-1 / mAP as the test protocol on this split
+    ref = evaluate_split(vidreid.load(ckpt).model, split, cfg, "cpu")
+    assert res["rank1"] == pytest.approx(ref["rank1"] / 100 if ref["rank1"] > 1 else ref["rank1"], abs=1e-6)
+    rows = list(csv.DictReader(open(tmp_path / "m" / "ranking.csv")))
+    assert len(rows) == 3 * len(split.query) and rows[0]["rank"] == "1"
+    a = list(csv.DictReader(open(tmp_path / "m" / "assignment.csv")))
+    # threshold infinite: every cam-b tracklet joins a cam-a identity one-to-one
+    assert len({r["identity"] for r in a}) == len(split.query)
+    # --index flat gives the brute-force lists
+    assert main(["match", "--query", str(tmp_path / "q.npz"), "--gallery", str(tmp_path / "g.npz"), "--out",
+                 str(tmp_path / "m2"), "--topk", "3", "--cross-camera", "--index", "flat"]) == 0
+    r2 = list(csv.DictReader(open(tmp_path / "m2" / "ranking.csv")))
+    assert [r["gallery"] for r in r2] == [r["gallery"] for r in rows]
+    assert main(["match", "--query", str(tmp_path / "q.npz"), "--out", str(tmp_path / "m3"), "--assign"]) == 2
+    assert "--assign needs --threshold" in capsys.readouterr().err
+
+
+def test_assignment_rules():
+    from vidreid.inference.match import Embeddings, assign_identities, assignment_scores
+
+    e = np.array([[0, 0], [10, 0], [0.1, 0], [10.1, 0], [5, 5]], np.float32)
+    emb = Embeddings(e, ["a1", "a2", "b1", "b2", "b3"], ["A", "A", "B", "B", "B"], np.array([1, 2, 1, 2, 3]),
+                     np.full(5, -1), np.full(5, -1), {})
+    ident = assign_identities(emb, threshold=1.0)
+    assert ident.tolist() == [0, 1, 0, 1, 2]
+    s = assignment_scores(ident, emb.pids)
+    assert s["pair_f1"] == 1.0 and s["purity"] == 1.0
+    # in one view, tracks overlapping in time are never linked, even when alike
+    one = Embeddings(e[:3], ["t1", "t2", "t3"], ["V"] * 3, np.array([1, 2, 1]), np.array([0, 50, 5]),
+                     np.array([10, 60, 20]), {})
+    assert assign_identities(one, 1.0, groups="tracklet").tolist() == [0, 2, 1]  # t3 overlaps t1: new (made second)
+    one.first_frame[2], one.last_frame[2] = 70, 80
+    assert assign_identities(one, 1.0, groups="tracklet").tolist() == [0, 1, 0]
+
+
+# ------------------------------------------------------------------------------ export
+@pytest.mark.parametrize("name,args,flow,dynamic", [
+    ("baseline", dict(backbone="resnet18"), False, True),
+    ("strf", dict(block="p3dc", layers=[1, 1, 1, 1], blocks3d=[[], [0], [0], []], strf_blocks=[[0], [0], [0], [0]],
+                  strf_stages=[2, 3], pretrained=None), False, True),
+    ("rru_stim", dict(backbone="resnet18", pretrained=None, height=64, width=32, aux_classifier=False), False, False),
+    ("star", dict(backbone="resnet18", pretrained=None, hidden=16), True, False),
+])
+def test_onnx_export_matches_pytorch(name, args, flow, dynamic, tmp_path):
+    import onnxruntime as ort
+
+    from vidreid.inference.export import export_onnx
+    from vidreid.models import create_model
+
+    m = create_model(name, 0, **args).eval()
+    rep = export_onnx(m, tmp_path / "m.onnx", 64, 32, seq_len=4, flow=flow)
+    assert rep["dynamic_frames"] is dynamic and rep["max_rel_l2"] <= 1e-4
+    assert (rep["why_fixed"] is None) is dynamic
+    # an independent run on fresh random clips
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"))
+    t = 7 if dynamic else 4
+    x = torch.randn(3, t, 3, 64, 32)
+    feeds = {"clip": x.numpy()}
+    kw = {}
+    if flow:
+        f = torch.randn(3, t, 2, 64, 32)
+        feeds["flow"], kw = f.numpy(), {"flow": f}
+    got = sess.run(None, feeds)[0]
+    with torch.inference_mode():
+        ref = m(x, **kw).embedding.numpy()
+    assert np.linalg.norm(got - ref) / np.linalg.norm(ref) <= 1e-4
+
+
+def test_export_refusal_says_why(tmp_path):
+    from vidreid.inference.export import ExportError, export_onnx
+    from vidreid.models import create_model
+
+    with pytest.raises(ExportError, match="ASTPN cannot be exported to ONNX.*adaptive_max_pool2d"):
+        export_onnx(create_model("astpn", 0, height=64, width=32), tmp_path / "a.onnx", 64, 32, seq_len=4, flow=True)
+    assert not (tmp_path / "a.onnx").exists()
+
+
+def test_export_cli(demo_checkpoint, tmp_path):
+    ckpt, _, _ = demo_checkpoint
+    assert main(["export", "--checkpoint", str(ckpt), "--format", "onnx", "--out", str(tmp_path / "d.onnx")]) == 0
+    assert (tmp_path / "d.onnx").stat().st_size > 1000
+
+
+# ------------------------------------------------------------------------------ index
+def test_flat_index_is_exact_and_ivf_recall():
+    from vidreid.inference.index import GalleryIndex
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(50, 32)).astype(np.float32)
+    g = (centres[rng.integers(0, 50, 3000)] + 0.3 * rng.normal(size=(3000, 32))).astype(np.float32)
+    q = (centres[rng.integers(0, 50, 40)] + 0.3 * rng.normal(size=(40, 32))).astype(np.float32)
+    for metric in ("euclidean", "cosine"):
+        idx, dist = GalleryIndex(32, "flat", metric).add(g).search(q, 10)
+        ref_i, ref_d = vidreid.rank(q, g, metric=metric, topk=10)
+        assert (idx == ref_i.numpy()).mean() > 0.99  # float32 near-ties aside
+        np.testing.assert_allclose(dist, ref_d.numpy(), rtol=1e-4, atol=1e-4)
+    exact = GalleryIndex(32, "flat").add(g).search(q, 10)[0]
+    ivf = GalleryIndex(32, "ivf", nlist=32, nprobe=32).add(g).search(q, 10)[0]  # every cell: exact
+    assert np.array_equal(np.sort(ivf, 1), np.sort(exact, 1))
+    hnsw = GalleryIndex(32, "hnsw").add(g).search(q, 10)[0]
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(hnsw, exact)])
+    assert recall > 0.9
