@@ -60,6 +60,19 @@ def parse_cvml(path: Path) -> dict[int, list[tuple[int, float, float, float, flo
     return tracks
 
 
+def cvml_to_mot(xml: str | Path, out: str | Path) -> int:
+    """Write the CVML ground truth as a MOT Challenge text file (what ``vidreid tracklets``
+    reads): ``frame,id,left,top,width,height,1,1,1`` with 1-based frames (CVML numbers frames
+    from 0, the first decoded frame) and the box's top-left corner from its centre. Returns the
+    number of boxes written."""
+    from ...fileio import atomic_write_text
+
+    tracks = parse_cvml(Path(xml))
+    rows = sorted((n, tid, xc - w / 2, yc - h / 2, w, h) for tid, boxes in tracks.items() for n, xc, yc, w, h in boxes)
+    atomic_write_text(out, "".join(f"{n + 1},{tid},{x:.2f},{y:.2f},{w:.2f},{h:.2f},1,1,1\n" for n, tid, x, y, w, h in rows))
+    return len(rows)
+
+
 def read_identities(path: Path) -> dict[int, int]:
     """track id -> person id from ``identities.csv`` (columns track_id, person_id)."""
     out = {}
