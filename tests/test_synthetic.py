@@ -77,3 +77,36 @@ def test_renderer_animates_gait_and_respects_size():
     assert all(np.array_equal(a, b) for a, b in zip(frames, again.frames()))
     other = TrackletRenderer(Identity.sample(np.random.default_rng(99)), cam, 30, np.random.default_rng(1))
     assert np.abs(other.frame(0).astype(int) - frames[0].astype(int)).mean() > 3.0
+
+
+def test_synthetic_metadata_has_the_official_files_types(tiny_tree):
+    """Peer loaders (torchreid's MARS loader indexes with query_IDX) must read our trees: every
+    metadata file holds the real file's keys, dtypes and shape layout."""
+    import json as _json
+
+    import scipy.io as sio
+
+    from tests.conftest import shared_path
+
+    root = tiny_tree("mars")
+    for name, key in (("tracks_train_info.mat", "track_train_info"), ("tracks_test_info.mat", "track_test_info"),
+                      ("query_IDX.mat", "query_IDX")):
+        ours = sio.loadmat(root / "info" / name)
+        a = ours[key]
+        try:
+            real = sio.loadmat(shared_path("mars_info", name))[key]
+        except BaseException:  # no ../shared: compare with the types the data README states
+            real = np.zeros((1, 4) if "track" in key else (1, 1), np.int32 if "track" in key else np.uint16)
+        assert [k for k in ours if not k.startswith("__")] == [key]
+        assert a.dtype == real.dtype and a.ndim == 2 and a.shape[1 if "track" in key else 0] == real.shape[1 if "track" in key else 0]
+    info = sio.loadmat(root / "info" / "tracks_test_info.mat")["track_test_info"]
+    q = sio.loadmat(root / "info" / "query_IDX.mat")["query_IDX"].squeeze() - 1
+    assert info[q, 2].dtype.kind == "i"  # integer indexing, as torchreid does
+    prid = tiny_tree("prid2011")
+    splits = _json.loads(next(prid.rglob("splits_prid2011.json")).read_text())
+    try:
+        real = _json.loads(shared_path("prid2011", "splits_prid2011.json").read_text())
+    except BaseException:  # the documented shape: [{"train": ["person_0001", ...], "test": [...]}, ...]
+        real = [{"train": ["person_0001"], "test": ["person_0002"]}]
+    assert type(splits) is type(real) and set(splits[0]) == set(real[0])
+    assert isinstance(splits[0]["train"][0], type(real[0]["train"][0]))

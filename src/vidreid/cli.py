@@ -2,10 +2,10 @@
 
     vidreid synth   --layout {prid2011,ilidsvid,mars,dukev,folder} --preset NAME --out DIR [--seed N]
     vidreid stats   --dataset NAME --root DIR [--no-verify-files] [--split-id N] [--mars-gallery all_test|exclude_query]
-    vidreid train   --config FILE [--resume CKPT] [key=value ...]
-    vidreid test    --config FILE [--checkpoint CKPT] [--out DIR] [--rerank] [--visrank K] [key=value ...]
+    vidreid train   --config FILE [--resume CKPT] [key=value ...]   (--config optional with --resume)
+    vidreid test    [--config FILE] [--checkpoint CKPT] [--out DIR] [--rerank] [--visrank K] [key=value ...]
     vidreid flow    --dataset NAME --root DIR --method {tvl1,farneback,lk} [--workers N]
-    vidreid prepare pets2009 --src DIR --out DIR
+    vidreid prepare pets2009 (--src DIR | --video V --annotations XML --identities CSV) --out DIR
     vidreid visualize {attention,features} --config FILE [--checkpoint CKPT] --tracklet DIR [--out PNG]
     vidreid demo    [--out DIR]
     vidreid tracklets --video V.mp4 | --frames DIR  --tracks T.txt --out DIR [--camera NAME] [filters]
@@ -56,6 +56,26 @@ def _cmd_stats(a) -> int:
     return 0
 
 
+def config_for(a, checkpoint: str | None, extra: list[str] | None = None):
+    """The run's configuration: ``--config`` with the overrides, or, without ``--config``, the
+    configuration stored in ``checkpoint`` with the overrides on top.
+
+    Raises:
+        ConfigError: neither a config nor a checkpoint; CheckpointError: an unreadable checkpoint.
+    """
+    from .config import apply_overrides, from_container, load_config
+
+    overrides = (list(getattr(a, "overrides", []) or []) + list(extra or [])
+                 + ([f"data.root={a.root}"] if getattr(a, "root", None) else []))
+    if a.config:
+        return load_config(a.config, overrides)
+    if not checkpoint:
+        raise ConfigError("give --config FILE (or --checkpoint / --resume with a checkpoint, which carries its config)")
+    from .engine.checkpoint import load_checkpoint
+
+    return apply_overrides(from_container(load_checkpoint(checkpoint)["config"]), overrides)
+
+
 def split_label(split_id: int, num_splits: int) -> str:
     """How a result table names its protocol: "split 0 of 10" (one split of a 10-split protocol,
     not comparable to the papers' means), or "single split" (MARS, DukeV, folder)."""
@@ -63,12 +83,11 @@ def split_label(split_id: int, num_splits: int) -> str:
 
 
 def _cmd_train(a) -> int:
-    from .config import load_config
     from .engine.distributed import init_from_env
     from .engine.evaluator import format_table
     from .engine.trainer import Trainer, train_all_splits
 
-    cfg = load_config(a.config, list(a.overrides) + (["train.overwrite=true"] if a.overwrite else []))
+    cfg = config_for(a, a.resume, ["train.overwrite=true"] if a.overwrite else [])
     rank, _ = init_from_env()  # several processes under torchrun (engine/distributed.py); else a no-op
     say = print if rank == 0 else (lambda *x, **k: None)  # the other ranks train alongside; rank 0 reports
     if cfg.data.split_id == "all":
@@ -96,15 +115,13 @@ def _cmd_train(a) -> int:
 
 
 def _cmd_test(a) -> int:
-    from .config import load_config
     from .data.datasets import build_dataset_from_config
     from .engine.evaluator import evaluate_split, format_table, pick_device, summarize, write_json
     from .engine.reports import plot_cmc, write_visrank
     from .engine.trainer import check_train_test_overlap, load_model_from_checkpoint
     from .models import create_model
 
-    overrides = list(a.overrides) + (["test.rerank=true"] if a.rerank else [])
-    cfg = load_config(a.config, overrides)
+    cfg = config_for(a, a.checkpoint, ["test.rerank=true"] if a.rerank else [])
     st = None
     if a.checkpoint:
         model, _, st = load_model_from_checkpoint(a.checkpoint)
@@ -155,7 +172,8 @@ def _cmd_flow(a) -> int:
 def _cmd_prepare(a) -> int:
     from .data.datasets.pets import prepare_pets2009
 
-    print(json.dumps(prepare_pets2009(a.src, a.out), indent=1))
+    print(json.dumps(prepare_pets2009(a.src, a.out, video=a.video, annotations=a.annotations, identities=a.identities),
+                     indent=1))
     return 0
 
 
@@ -167,12 +185,11 @@ def _cmd_demo(a) -> int:
 
 
 def _cmd_visualize(a) -> int:
-    from .config import load_config
     from .engine.trainer import load_model_from_checkpoint
     from .engine.visualize import visualize
     from .models import create_model
 
-    cfg = load_config(a.config, a.overrides)
+    cfg = config_for(a, a.checkpoint)
     if a.checkpoint:
         model, _, _ = load_model_from_checkpoint(a.checkpoint)
     else:
@@ -327,7 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .data.datasets import DATASETS
     from .data.synthetic import LAYOUTS
 
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="vidreid", description="Video-based person re-identification.")
+    p.add_argument("--version", action="version", version=f"vidreid {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     s = sub.add_parser("synth", help="generate a synthetic benchmark in an official layout")
@@ -352,17 +372,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_cmd_stats)
 
     s = sub.add_parser("train", help="train (and evaluate) as a config says")
-    s.add_argument("--config", required=True)
+    s.add_argument("--config", default=None, help="a packaged config name (e.g. baseline/prid2011) or a YAML path; "
+                                                  "optional with --resume (the checkpoint carries its config)")
     s.add_argument("--resume", default=None, help="checkpoint to continue from")
     s.add_argument("--allow-changes", action="store_true",
                    help="with --resume: apply settings that differ from the checkpoint's (else an error listing them)")
     s.add_argument("--overwrite", action="store_true", help="replace a run already in train.output_dir")
+    s.add_argument("--root", default=None, help="the dataset root (the same as data.root=...)")
     s.add_argument("overrides", nargs="*", help="key=value")
     s.set_defaults(fn=_cmd_train)
 
     s = sub.add_parser("test", help="evaluate a checkpoint (or an untrained model) on a dataset's protocol")
-    s.add_argument("--config", required=True)
+    s.add_argument("--config", default=None, help="optional with --checkpoint (the checkpoint carries its config)")
     s.add_argument("--checkpoint", default=None)
+    s.add_argument("--root", default=None, help="the dataset root (the same as data.root=...)")
     s.add_argument("--out", default=None)
     s.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (test.rerank=true)")
     s.add_argument("--visrank", type=int, default=0, metavar="K", help="write each query's top-K ranking as an image")
@@ -375,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     for kind, text in (("attention", "STAN receptive fields and temporal weights (Li et al. 2018, Fig. 3)"),
                        ("features", "raw vs refined feature-map responses (RRU, Liu et al. 2019, Fig. 3)")):
         v = vs.add_parser(kind, help=text)
-        v.add_argument("--config", required=True)
+        v.add_argument("--config", default=None, help="optional with --checkpoint")
         v.add_argument("--checkpoint", default=None, help="trained weights (default: the config's untrained model)")
         v.add_argument("--tracklet", required=True, help="a folder of one tracklet's frame images")
         v.add_argument("--out", default=None, help="PNG path (default: <output_dir>/visualize_<kind>.png)")
@@ -394,7 +417,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("prepare", help="turn raw real data into tracklets")
     ps = s.add_subparsers(dest="what", required=True)
     pp = ps.add_parser("pets2009", help="PETS 2009 S2.L1 video + ground truth -> folder-layout tracklets")
-    pp.add_argument("--src", required=True)
+    pp.add_argument("--src", default=None, help="a folder holding vtest.avi, PETS2009-S2L1.xml and identities.csv")
+    pp.add_argument("--video", default=None, help="vtest.avi (OpenCV's sample data), if not in --src")
+    pp.add_argument("--annotations", default=None, help="PETS2009-S2L1.xml (OpenTraj), if not in --src")
+    pp.add_argument("--identities", default=None, help="identities.csv (track_id,person_id), if not in --src")
     pp.add_argument("--out", required=True)
     pp.set_defaults(fn=_cmd_prepare)
 
@@ -475,14 +501,22 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = os.environ.get("VIDREID_DEBUG") == "1" or "--debug" in argv
     argv = [x for x in argv if x != "--debug"]
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # key=value overrides may come before or after options ("... data.root=X --out Y k=v"):
+    # argparse stops the positional list at the first option, so the rest are collected here
+    args, rest = parser.parse_known_args(argv)
+    if rest:
+        if hasattr(args, "overrides") and all("=" in x and not x.startswith("-") for x in rest):
+            args.overrides = list(args.overrides or []) + rest
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         return args.fn(args)
     except TrainingInterrupted as e:
         if debug:
             raise
         cfg = getattr(args, "config", None)
-        print(f"vidreid {args.cmd}: {_one_line(e)}; resume with: vidreid train --config {cfg} --resume {e.checkpoint}"
+        print(f"vidreid {args.cmd}: {_one_line(e)}; resume with: vidreid train{f' --config {cfg}' if cfg else ''} --resume {e.checkpoint}"
               + (" " + " ".join(args.overrides) if getattr(args, "overrides", None) else ""), file=sys.stderr)
         return e.exit_code
     except VidReIDError as e:

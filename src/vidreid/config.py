@@ -239,6 +239,16 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             raise _key_error(e, str(p)) from e
         except ValidationError as e:
             raise ConfigError(f"{p}: {str(e).splitlines()[0]}") from e
+    return apply_overrides(cfg, overrides)
+
+
+def apply_overrides(cfg: DictConfig, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """``key=value`` overrides on top of ``cfg`` (values containing ``#`` or ``$`` are taken
+    literally), then :func:`validate_config`.
+
+    Raises:
+        ConfigError: unknown key, wrong type, malformed override, invalid value.
+    """
     for ov in overrides:
         if "=" not in ov:
             raise ConfigError(f"override {ov!r}: expected key=value (e.g. optim.lr=0.001)")

@@ -356,8 +356,12 @@ def _plan_mars(p: Preset, seed: int, root: Path) -> tuple[Plan, dict]:
         d.mkdir(parents=True, exist_ok=True)
         for sub in ("train", "test"):
             (d / f"{sub}_name.txt").write_text("\n".join(names[sub]) + "\n")
-            savemat_reproducible(d / f"tracks_{sub}_info.mat", {f"track_{sub}_info": np.array(info[sub], np.float64)})
-        savemat_reproducible(d / "query_IDX.mat", {"query_IDX": np.array([query_rows], np.float64)})
+            # the official files' types: int32 (N, 4) track info, uint16 (1, Q) query rows (torchreid
+            # and other peer loaders index with them, which needs integers)
+            savemat_reproducible(d / f"tracks_{sub}_info.mat",
+                                 {f"track_{sub}_info": np.array(info[sub], np.int32).reshape(-1, 4)})
+        qdt = np.uint16 if max(query_rows, default=0) <= np.iinfo(np.uint16).max else np.uint32
+        savemat_reproducible(d / "query_IDX.mat", {"query_IDX": np.array([query_rows], qdt)})
 
     test = info["test"]
     qset = set(query_rows)

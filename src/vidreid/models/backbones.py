@@ -74,9 +74,9 @@ def _find_torchvision_file(name: str) -> Path:
         if d and (Path(d) / fname).is_file():
             return Path(d) / fname
     raise ConfigError(
-        f"model.pretrained=imagenet for {name}: weights file {fname} not found in $VIDREID_WEIGHTS "
+        f"model.args.pretrained=imagenet for {name}: weights file {fname} not found in $VIDREID_WEIGHTS "
         f"({dirs[0] or 'unset'}) or {dirs[1]}; vidreid never downloads: place the torchvision file there "
-        "or pass model.pretrained=/path/to/file.pth (or model.pretrained=null)")
+        "or pass model.args.pretrained=/path/to/file.pth (or model.args.pretrained=null)")
 
 
 class Backbone(nn.Module):

@@ -85,12 +85,22 @@ def read_identities(path: Path) -> dict[int, int]:
     return out
 
 
-def prepare_pets2009(src: str | Path, out: str | Path, min_split_len: int = 2) -> dict:
+FETCH = ("PETS 2009 S2.L1 needs three files: the video vtest.avi (OpenCV's sample data: opencv/samples/data/vtest.avi "
+         "in the OpenCV repository, or /usr/share/doc/opencv-doc/examples/data/vtest.avi from the Debian/Ubuntu package "
+         "opencv-doc), the ground truth PETS2009-S2L1.xml (crowdbotp/OpenTraj, datasets/PETS-2009/data/annotations, "
+         "annotations by A. Milan) and identities.csv (track_id,person_id: which tracks are one person re-entering; "
+         "the table vidreid's developers curated, see docs/datasets.md)")
+
+
+def prepare_pets2009(src: str | Path | None, out: str | Path, min_split_len: int = 2, video: str | Path | None = None,
+                     annotations: str | Path | None = None, identities: str | Path | None = None) -> dict:
     """Crop the ground-truth tracks of PETS 2009 S2.L1 into the two protocol roots.
 
     Args:
-        src: folder with vtest.avi, PETS2009-S2L1.xml, identities.csv.
+        src: folder with vtest.avi, PETS2009-S2L1.xml, identities.csv (or None with the three
+            paths below).
         out: output folder; ``out/reentry`` and ``out/split`` are written.
+        video, annotations, identities: each file's own path (default: in ``src``).
         min_split_len: tracks with fewer boxes are left out of the split protocol (counted).
 
     Returns:
@@ -100,13 +110,18 @@ def prepare_pets2009(src: str | Path, out: str | Path, min_split_len: int = 2) -
     Raises:
         DatasetError: a missing file, an unreadable video, or a track id without a person id.
     """
-    src, out = Path(src), Path(out)
-    video = require_file(src / "vtest.avi", "the PETS 2009 S2.L1 view-001 video")
-    tracks = parse_cvml(require_file(src / "PETS2009-S2L1.xml", "CVML ground truth"))
-    ids = read_identities(require_file(src / "identities.csv", "track_id,person_id table"))
+    out = Path(out)
+    if src is None and None in (video, annotations, identities):
+        raise DatasetError("prepare pets2009: give --src DIR or all of --video, --annotations, --identities. " + FETCH)
+    src = Path(src) if src is not None else None
+    video = require_file(Path(video) if video else src / "vtest.avi", "the PETS 2009 S2.L1 view-001 video. " + FETCH)
+    tracks = parse_cvml(require_file(Path(annotations) if annotations else src / "PETS2009-S2L1.xml",
+                                     "CVML ground truth. " + FETCH))
+    id_path = Path(identities) if identities else src / "identities.csv"
+    ids = read_identities(require_file(id_path, "track_id,person_id table. " + FETCH))
     missing = sorted(set(tracks) - set(ids))
     if missing:
-        raise DatasetError(f"{src / 'identities.csv'}: no person id for track(s) {missing}")
+        raise DatasetError(f"{id_path}: no person id for track(s) {missing}")
     by_frame: dict[int, list[tuple[int, int, tuple]]] = {}
     for tid, boxes in tracks.items():
         for k, (n, xc, yc, w, h) in enumerate(boxes):
