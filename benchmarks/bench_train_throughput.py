@@ -64,7 +64,12 @@ def measure(recipe: str, root: Path, scale: str, steps: int, amp: str, workers: 
     ov = [f"data.root={root}", "data.split_id=0", f"data.num_workers={workers}", f"train.amp={amp}",
           f"train.output_dir={out / recipe / amp}", "train.progress=false", "train.overwrite=true"]
     small = ["data.p=3", "data.k=2"] if scale == "cpu" else []  # the tiny tree has 6 training identities
-    cfg = load_config(cfg_name, (cpu_ov + small if scale == "cpu" else []) + ov + [f"data.dataset={layout}"])
+    from vidreid.models.registry import model_args
+
+    base = load_config(cfg_name, [])
+    # throughput does not depend on the initial weights: no ImageNet file is needed on the machine
+    nowts = ["model.args.pretrained=null"] if scale == "paper" and "pretrained" in model_args(base.model.name) else []
+    cfg = load_config(cfg_name, (cpu_ov + small if scale == "cpu" else nowts) + ov + [f"data.dataset={layout}"])
     tr = Trainer(cfg)
     dev = tr.device
     tr._train_mode()

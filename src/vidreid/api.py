@@ -67,9 +67,6 @@ class ReIDModel:
     def __init__(self, model: torch.nn.Module, cfg, device: torch.device, checkpoint: str | None = None):
         self.model, self.cfg, self.device, self.checkpoint = model.eval().to(device), cfg, device, checkpoint
         self.metric = str(cfg.test.distance)
-        if cfg.data.flow:
-            raise ConfigError(f"data.flow={cfg.data.flow}: this model takes optical flow, which the API does not compute "
-                              "from raw frames; evaluate it on a dataset with `vidreid flow` + `vidreid test`")
 
     def __repr__(self) -> str:
         return (f"ReIDModel({self.cfg.model.name}, input {self.cfg.data.height}x{self.cfg.data.width}, "
@@ -95,7 +92,12 @@ class ReIDModel:
         Raises:
             DatasetError: an item that is none of the above, a missing or undecodable frame
                 (named).
+            ConfigError: the model takes optical flow (``data.flow``), which is computed per
+                dataset (``vidreid flow``), not from raw frames here.
         """
+        if self.cfg.data.flow:
+            raise ConfigError(f"data.flow={self.cfg.data.flow}: this model takes optical flow, which embed() does not "
+                              "compute from raw frames; evaluate it on a dataset with `vidreid flow` + `vidreid test`")
         from .data.sampling import TemporalSampler
         from .data.tracklet import Tracklet
         from .engine.evaluator import amp_dtype, autocast, make_test_transform

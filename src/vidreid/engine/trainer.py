@@ -14,7 +14,6 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
 import torch
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
@@ -70,11 +69,12 @@ def changed_settings(old: dict, new: dict) -> dict[str, tuple]:
 
 
 def _worker_init(_worker_id: int) -> None:
-    """DataLoader workers leave Ctrl-C to the main process, which stops at a step boundary, and
-    decode with one OpenCV thread each (the workers are the parallelism; OpenCV's own pool in
-    every worker only oversubscribes the cores)."""
+    """DataLoader workers leave Ctrl-C to the main process, which stops at a step boundary.
+
+    (OpenCV's thread count is deliberately not changed here: ``cv2.setNumThreads`` in a forked
+    worker deadlocks when the parent's OpenCV thread pool was in use at the fork, as it is after
+    an evaluation in the main process; observed in the test suite.)"""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    cv2.setNumThreads(1)
 
 
 def build_optimizer(cfg, model, lr: float | None = None) -> torch.optim.Optimizer:

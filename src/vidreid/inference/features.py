@@ -134,18 +134,11 @@ def _progress(it, total):
     return tqdm(it, total=total, leave=False, desc="extract")
 
 
-def _one_cv_thread(_worker_id: int) -> None:
-    import cv2
-
-    cv2.setNumThreads(1)
-
-
 def _loader(ds, batch_size, num_workers, collate_fn=None, device="cpu"):
-    """Ordered batches; pinned host memory when they go to a GPU (asynchronous copies); one
-    OpenCV thread per worker."""
+    """Ordered batches; pinned host memory when they go to a GPU (asynchronous copies)."""
     return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                       persistent_workers=False, pin_memory=torch.device(device).type == "cuda",
-                      collate_fn=collate_fn, worker_init_fn=_one_cv_thread if num_workers else None)
+                      collate_fn=collate_fn)
 
 
 def is_streaming(model) -> bool:
