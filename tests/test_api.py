@@ -265,3 +265,19 @@ def test_flat_index_is_exact_and_ivf_recall():
     hnsw = GalleryIndex(32, "hnsw").add(g).search(q, 10)[0]
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(hnsw, exact)])
     assert recall > 0.9
+
+
+def test_cli_without_config_and_options_after_overrides(demo_checkpoint, tmp_path, capsys):
+    """`vidreid test` / `train --resume` take the config from the checkpoint; key=value overrides
+    may sit before or after options; --root sets data.root; --version."""
+    ckpt, root, _ = demo_checkpoint
+    assert main(["test", "--checkpoint", str(ckpt), "data.num_workers=0", "--out", str(tmp_path / "t"),
+                 "test.batch_size=8", "--root", str(root)]) == 0
+    assert json.loads((tmp_path / "t" / "metrics.json").read_text())["summary"]["rank1"] >= 0
+    assert main(["test", "--out", str(tmp_path / "t2")]) == 2
+    assert "give --config FILE" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith(f"vidreid {vidreid.__version__}")
+    with pytest.raises(SystemExit):
+        main(["test", "--checkpoint", str(ckpt), "--bogus-option"])
