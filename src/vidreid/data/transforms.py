@@ -154,9 +154,10 @@ class ClipTransform:
         return torch.tensor(params.erase if params.erase is not None else (0, 0, 0, 0), dtype=torch.int64)
 
     def finish(self, clip: torch.Tensor, erase: torch.Tensor | None = None) -> torch.Tensor:
-        """Complete a batch of clips on its device: a uint8 batch (B, T, 3, H, W) is converted to
-        float32, scaled to [0, 1], normalised with mean/std and erased with the boxes ``erase``
-        (int64 (B, 4), from :meth:`erase_box`); a float batch is returned unchanged.
+        """Complete a batch on its device: a uint8 batch (..., 3, H, W) (clips (B, T, 3, H, W) or
+        frames (N, 3, H, W)) is converted to float32, scaled to [0, 1], normalised with mean/std
+        and, for clips, erased with the boxes ``erase`` (int64 (B, 4), from :meth:`erase_box`);
+        a float batch is returned unchanged.
 
         The result equals the host path of :meth:`__call__` to float32 rounding (a test checks
         it). The erase boxes are applied with one broadcast mask, so no host synchronisation.
@@ -164,8 +165,8 @@ class ClipTransform:
         if clip.dtype != torch.uint8:
             return clip
         dev = clip.device
-        mean = torch.tensor(self.mean, device=dev).view(1, 1, 3, 1, 1)
-        std = torch.tensor(self.std, device=dev).view(1, 1, 3, 1, 1)
+        mean = torch.tensor(self.mean, device=dev).view(3, 1, 1)
+        std = torch.tensor(self.std, device=dev).view(3, 1, 1)
         x = (clip.float().div_(255.0) - mean) / std
         if erase is not None:
             e = erase.to(dev, non_blocking=True).view(-1, 4, 1)

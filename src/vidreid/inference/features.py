@@ -31,6 +31,8 @@ each of N chunks), ``random_consecutive`` test variant) gives one clip per track
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 from typing import Any, Callable, Protocol, runtime_checkable
@@ -92,8 +94,9 @@ class _ChunkDataset(Dataset):
 
 class _StreamFrames(FrameDataset):
     """Every frame of every tracklet in (tracklet, frame) order, transformed as the test clip
-    transform does (every test transform is per frame), with its flow. Item: (frame float
-    (3, H, W), flow float (2, H, W) or an empty tensor, tracklet index)."""
+    transform does (every test transform is per frame), with its flow. Item: (frame (3, H, W):
+    float, or uint8 with a ``uint8_out`` RGB transform; flow float (2, H, W) or an empty tensor,
+    tracklet index)."""
 
     def __init__(self, root, tracklets, transform, flow=None):
         super().__init__(root, tracklets, transform)
@@ -161,6 +164,9 @@ def stream_tracklets(model, root, tracklets: list[Tracklet], transform: ClipTran
         one float32 CPU tensor per tracklet, in the order of ``tracklets``.
     """
     finish = finish or model.stream_finish
+    # RGB frames leave the workers as uint8 and are normalised where the model runs (4x less
+    # to pass between processes and to copy to a GPU; the same floats: ClipTransform.finish)
+    transform = dataclasses.replace(transform, uint8_out=True)
     ds = _StreamFrames(root, tracklets, transform, flow)
     remaining = np.array([len(t) for t in tracklets], np.int64)
     states: dict[int, Any] = {}
@@ -168,7 +174,7 @@ def stream_tracklets(model, root, tracklets: list[Tracklet], transform: ClipTran
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     batches = _loader(ds, batch_size, num_workers, device=device)
     for x, fl, owner in (wrap(batches, len(batches)) if wrap else batches):
-        x = x.to(device, non_blocking=True).contiguous(memory_format=fmt)
+        x = transform.finish(x.to(device, non_blocking=True)).contiguous(memory_format=fmt)
         feats = model.stream_frames(x, fl.to(device) if flow is not None else None)
         own = owner.numpy()
         cuts = [0, *(np.flatnonzero(np.diff(own)) + 1).tolist(), len(own)]
