@@ -190,3 +190,19 @@ def test_3d_cnn_all_frames_ap3d_protocol(tiny_tree):
             full = [model(clip[s:s + L][None]).embedding[0] for s in range(0, len(t) - n_tail, L)]
             old = torch.stack(full + [model(clip[idx][None]).embedding[0]]).mean(0)
         assert _rel(old, ref) > 1e-4
+
+
+def test_clip_path_uint8_workers_equal_the_float_transform(tiny_tree):
+    """Clip-sampled extraction decodes to uint8 in the workers and normalises where the model
+    runs; the embeddings equal the model on clips from the float (host-normalised) transform."""
+    root = tiny_tree("prid2011")
+    split = build_dataset("prid2011", root).split(0)
+    m = create_model("baseline", 0, backbone="resnet18", temporal_pool="max").eval()
+    tf = ClipTransform(64, 32, train=False)
+    sampler = TemporalSampler("evenly", 4, train=False)
+    got = extract_features(m, root, split.query, sampler, tf, num_workers=0, channels_last=False)
+    ds = ClipDataset(root, split.query, sampler, tf)
+    assert ds[0]["clip"].dtype == torch.float32
+    with torch.inference_mode():
+        want = torch.cat([m(ds[i]["clip"][None]).embedding for i in range(len(ds))])
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

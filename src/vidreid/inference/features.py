@@ -255,17 +255,19 @@ def extract_features(model: torch.nn.Module, root, tracklets: list[Tracklet], sa
     if sampler.strategy == "all" and is_streaming(model):
         return torch.stack(stream_tracklets(model, root, tracklets, transform, batch_size, num_workers, device,
                                             channels_last, flow, wrap=wrap if progress else None))
+    # RGB clips leave the workers as uint8 and are normalised where the model runs
+    tf8 = dataclasses.replace(transform, uint8_out=True)
     if sampler.strategy == "all" and getattr(model, "clip_decomposable", False):
         # AP3D's all-frame test: consecutive clips, the last one shorter; per-frame features
         # averaged over all frames of the tracklet, then the head (BN-neck)
-        ds = _ChunkDataset(root, tracklets, sampler.seq_len, transform, flow, stretch=False)
+        ds = _ChunkDataset(root, tracklets, sampler.seq_len, tf8, flow, stretch=False)
         sums, counts = None, torch.zeros(N)
         for items in wrap(_loader(ds, max(1, batch_size // sampler.seq_len), num_workers, _collate_clips, device=device), None):
             by_len: dict[int, list] = {}
             for it in items:
                 by_len.setdefault(it[2], []).append(it)
             for group in by_len.values():
-                clip = torch.stack([it[0] for it in group]).to(device)
+                clip = tf8.finish(torch.stack([it[0] for it in group]).to(device, non_blocking=True))
                 f = model.clip_frame_features(clip).float().cpu()  # (b, n, D)
                 if sums is None:
                     sums = torch.zeros(N, f.shape[-1])
@@ -276,20 +278,20 @@ def extract_features(model: torch.nn.Module, root, tracklets: list[Tracklet], sa
         return torch.cat([model.head(pooled[s:s + 1024].to(device)).embedding.float().cpu() for s in range(0, N, 1024)])
     if sampler.strategy == "all":
         # fallback: stretched last chunk, clip embeddings weighted by their real frames
-        ds = _ChunkDataset(root, tracklets, sampler.seq_len, transform, flow)
+        ds = _ChunkDataset(root, tracklets, sampler.seq_len, tf8, flow)
         sums = counts = None
         for b in wrap(_loader(ds, max(1, batch_size // sampler.seq_len), num_workers, device=device), None):
             clip, owner, n = b[0], b[1], b[2].float()
             kw = {"flow": b[3].to(device)} if len(b) > 3 else {}
-            e = model(clip.to(device), **kw).embedding.float().cpu()
+            e = model(tf8.finish(clip.to(device, non_blocking=True)), **kw).embedding.float().cpu()
             if sums is None:
                 sums, counts = torch.zeros(N, e.shape[1]), torch.zeros(N)
             sums.index_add_(0, owner, e * n[:, None])
             counts.index_add_(0, owner, n)
         return sums / counts[:, None]
-    ds = ClipDataset(root, tracklets, sampler, transform, flow=flow)
+    ds = ClipDataset(root, tracklets, sampler, tf8, flow=flow)
     out = []
     for b in wrap(_loader(ds, max(1, batch_size // sampler.seq_len), num_workers, device=device), None):
         kw = {"flow": b["flow"].to(device)} if "flow" in b else {}
-        out.append(model(b["clip"].to(device), **kw).embedding.float().cpu())
+        out.append(model(tf8.finish(b["clip"].to(device, non_blocking=True)), **kw).embedding.float().cpu())
     return torch.cat(out)
