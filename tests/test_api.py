@@ -233,11 +233,31 @@ def test_onnx_export_matches_pytorch(name, args, flow, dynamic, tmp_path):
 
 def test_export_refusal_says_why(tmp_path):
     from vidreid.inference.export import ExportError, export_onnx
-    from vidreid.models import create_model
+    from vidreid.models.output import ModelOutput
 
-    with pytest.raises(ExportError, match="ASTPN cannot be exported to ONNX.*adaptive_max_pool2d"):
-        export_onnx(create_model("astpn", 0, height=64, width=32), tmp_path / "a.onnx", 64, 32, seq_len=4, flow=True)
+    class Unexportable(torch.nn.Module):  # an operator ONNX has no equivalent for
+        def forward(self, clip, **kw):
+            x = clip.mean(1).flatten(2)[..., :8]
+            return ModelOutput(embedding=torch.linalg.svdvals(x @ x.transpose(1, 2)))
+
+    with pytest.raises(ExportError, match="Unexportable cannot be exported to ONNX.*svd"):
+        export_onnx(Unexportable(), tmp_path / "a.onnx", 16, 8, seq_len=4)
     assert not (tmp_path / "a.onnx").exists()
+
+
+def test_astpn_exports_with_its_spatial_pyramid(tmp_path):
+    """ASTPN's adaptive pyramid bins export as static slices (the same values), T fixed."""
+    import torch.nn.functional as F
+
+    from vidreid.inference.export import export_onnx
+    from vidreid.models import create_model
+    from vidreid.models.astpn import _adaptive_max_pool_bins
+
+    x = torch.randn(2, 3, 13, 7)
+    for m in (8, 4, 2, 1):
+        assert torch.equal(_adaptive_max_pool_bins(x, m), F.adaptive_max_pool2d(x, m))
+    rep = export_onnx(create_model("astpn", 0, height=64, width=32), tmp_path / "a.onnx", 64, 32, seq_len=4, flow=True)
+    assert rep["dynamic_frames"] is False and rep["max_rel_l2"] <= 1e-4 and "unrolled" in rep["why_fixed"]
 
 
 def test_export_cli(demo_checkpoint, tmp_path):

@@ -45,15 +45,30 @@ from .registry import register_model
 SPP_LEVELS = (8, 4, 2, 1)
 
 
+def _adaptive_max_pool_bins(x: torch.Tensor, m: int) -> torch.Tensor:
+    """``F.adaptive_max_pool2d(x, m)`` written as m x m slices with static bounds (bin i spans
+    [floor(i H / m), ceil((i + 1) H / m)), PyTorch's rule), for ONNX export: the exporter cannot
+    express adaptive pooling of a size it does not see as constant. Same values."""
+    H, W = int(x.shape[-2]), int(x.shape[-1])
+    rows = []
+    for i in range(m):
+        h0, h1 = (i * H) // m, -((-(i + 1) * H) // m)
+        cols = [x[..., h0:h1, (j * W) // m:-((-(j + 1) * W) // m)].amax(dim=(-2, -1)) for j in range(m)]
+        rows.append(torch.stack(cols, -1))
+    return torch.stack(rows, -2)
+
+
 def spatial_pyramid_pool(x: torch.Tensor, levels=SPP_LEVELS) -> torch.Tensor:
     """(N, C, H, W) -> (N, C * sum(m^2)) max pooling over m x m bins per level (Eq. 1)."""
-    H, W = x.shape[-2:]
+    H, W = int(x.shape[-2]), int(x.shape[-1])  # static: constants in an exported graph
     out = []
     for m in levels:
         kh, kw = math.ceil(H / m), math.ceil(W / m)
         sh, sw = H // m, W // m
         if sh >= 1 and sw >= 1 and (H - kh) // sh + 1 == m and (W - kw) // sw + 1 == m:
             p = F.max_pool2d(x, (kh, kw), (sh, sw))
+        elif torch.onnx.is_in_onnx_export():
+            p = _adaptive_max_pool_bins(x, m)
         else:
             p = F.adaptive_max_pool2d(x, m)
         out.append(p.flatten(1))
