@@ -41,7 +41,8 @@ def test_two_line_api_equals_the_test_protocol(demo_checkpoint):
     split = build_dataset("prid2011", root).split(0)
     dirs = [root / Path(t.frames[0]).parent for t in split.query[:3]]
     emb = model.embed(dirs)
-    assert emb.dtype == torch.float32 and emb.shape[0] == 3
+    assert emb.dtype == torch.float32 and emb.shape[0] == 3 and model.embedding_dim == emb.shape[1]
+    assert "baseline" in repr(model)
     # the same embeddings `vidreid test` computes for those tracklets
     from vidreid.data.sampling import TemporalSampler
     from vidreid.engine.evaluator import make_test_transform
