@@ -26,7 +26,7 @@ __all__ = ["ReIDModel", "load", "distance", "rank"]
 
 def _as_frames(item, k: int) -> tuple[str, ...] | np.ndarray:
     """One tracklet: a folder of images, a list of image paths, or a uint8 array (T, H, W, 3)."""
-    from .inference.tracks import _images
+    from .inference.tracks import ordered_images
 
     if isinstance(item, np.ndarray) or isinstance(item, torch.Tensor):
         a = item.numpy() if isinstance(item, torch.Tensor) else item
@@ -38,7 +38,7 @@ def _as_frames(item, k: int) -> tuple[str, ...] | np.ndarray:
         p = Path(item)
         if not p.is_dir():
             raise DatasetError(f"tracklet {k}: {p} is not a folder of frames")
-        imgs = _images(p)
+        imgs = [x for _, x in ordered_images(p)]
         if not imgs:
             raise DatasetError(f"tracklet {k}: no images in {p}")
         return tuple(str(x.resolve()) for x in imgs)
@@ -157,7 +157,7 @@ def load(source: str | Path, weights: str | Path | None = None, device: str = "a
         CheckpointError: a missing, corrupt or unsafe checkpoint; ConfigError: an unknown
             config or key, or weights that do not fit the model (names the first keys).
     """
-    from .config import load_config
+    from .config import apply_overrides, load_config
     from .engine.checkpoint import CheckpointError, load_checkpoint
     from .engine.evaluator import pick_device
     from .engine.trainer import load_model_from_checkpoint
@@ -169,12 +169,7 @@ def load(source: str | Path, weights: str | Path | None = None, device: str = "a
         if weights is not None:
             raise ConfigError("load: weights= goes with a config name, not with a checkpoint (it has its own weights)")
         model, ckcfg, _ = load_model_from_checkpoint(src)
-        cfg = load_config(None, [])
-        from omegaconf import OmegaConf
-
-        cfg = OmegaConf.merge(cfg, ckcfg)
-        for ov in overrides:
-            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([ov]))
+        cfg = apply_overrides(ckcfg, list(overrides))
         ckpt = str(src)
     else:
         cfg = load_config(source, list(overrides))

@@ -56,9 +56,10 @@ def _cmd_stats(a) -> int:
     return 0
 
 
-def config_for(a, checkpoint: str | None, extra: list[str] | None = None):
+def config_for(a, checkpoint: str | dict | None, extra: list[str] | None = None):
     """The run's configuration: ``--config`` with the overrides, or, without ``--config``, the
-    configuration stored in ``checkpoint`` with the overrides on top.
+    configuration stored in ``checkpoint`` (a path, or a checkpoint already loaded) with the
+    overrides on top.
 
     Raises:
         ConfigError: neither a config nor a checkpoint; CheckpointError: an unreadable checkpoint.
@@ -73,7 +74,8 @@ def config_for(a, checkpoint: str | None, extra: list[str] | None = None):
         raise ConfigError("give --config FILE (or --checkpoint / --resume with a checkpoint, which carries its config)")
     from .engine.checkpoint import load_checkpoint
 
-    return apply_overrides(from_container(load_checkpoint(checkpoint)["config"]), overrides)
+    st = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
+    return apply_overrides(from_container(st["config"]), overrides)
 
 
 def split_label(split_id: int, num_splits: int) -> str:
@@ -121,10 +123,12 @@ def _cmd_test(a) -> int:
     from .engine.trainer import check_train_test_overlap, load_model_from_checkpoint
     from .models import create_model
 
-    cfg = config_for(a, a.checkpoint, ["test.rerank=true"] if a.rerank else [])
-    st = None
-    if a.checkpoint:
-        model, _, st = load_model_from_checkpoint(a.checkpoint)
+    from .engine.checkpoint import load_checkpoint
+
+    st = load_checkpoint(a.checkpoint) if a.checkpoint else None  # read once: config and weights
+    cfg = config_for(a, st, ["test.rerank=true"] if a.rerank else [])
+    if st is not None:
+        model, _, st = load_model_from_checkpoint(st)
     else:
         model = create_model(cfg.model.name, num_classes=0, **cfg.model.args)
     ds = build_dataset_from_config(cfg.data)
@@ -189,9 +193,12 @@ def _cmd_visualize(a) -> int:
     from .engine.visualize import visualize
     from .models import create_model
 
-    cfg = config_for(a, a.checkpoint)
-    if a.checkpoint:
-        model, _, _ = load_model_from_checkpoint(a.checkpoint)
+    from .engine.checkpoint import load_checkpoint
+
+    st = load_checkpoint(a.checkpoint) if a.checkpoint else None
+    cfg = config_for(a, st)
+    if st is not None:
+        model, _, _ = load_model_from_checkpoint(st)
     else:
         model = create_model(cfg.model.name, num_classes=0, **cfg.model.args)
     out = Path(a.out or Path(cfg.train.output_dir) / f"visualize_{a.kind}.png")

@@ -257,7 +257,7 @@ class Trainer:
             raise ConfigError(f"data.p={d.p} x data.k={d.k} gives no batch for {len(pids)} training identities")
         self.epoch = 0
         self.global_step = 0
-        self._pending: list = []  # (where, loss, parts) of the steps whose loss is not read yet
+        self._pending: list = []  # (global step, where, loss, parts) of the steps whose loss is not read yet
         # reading the loss synchronises with the device: free on a CPU, a stall on a GPU
         self.check_every_step = self.device.type == "cpu"
         # fp16 needs loss scaling; bf16 and fp32 do not (the scaler is then a no-op)
@@ -412,7 +412,7 @@ class Trainer:
         with autocast(self.device, amp_dtype(cfg.train.amp, self.device)):
             out = self.net(clip, **extra)
             loss, parts = self.loss(out, labels)
-        self._pending.append((where, loss.detach(), parts))
+        self._pending.append((self.global_step + 1, where, loss.detach(), parts))
         if self.check_every_step:
             self.check_finite()
         self.optimizer.zero_grad(set_to_none=True)
@@ -436,13 +436,10 @@ class Trainer:
         pending, self._pending = self._pending, []
         if not pending:
             return
-        finite = torch.isfinite(torch.stack([p[1].float() for p in pending])).cpu()
+        finite = torch.isfinite(torch.stack([p[2].float() for p in pending])).cpu()
         if bool(finite.all()):
             return
-        i = int((~finite).nonzero()[0])
-        where, loss, parts = pending[i]
-        # train_step checks before fit counts the step; the deferred checks come after
-        first = self.global_step - len(pending) + i + 1 + (self.check_every_step and len(pending) == 1)
+        first, where, loss, parts = pending[int((~finite).nonzero()[0])]
         raise NonFiniteLossError(f"loss is {float(loss)} at {where} (global step {first}); "
                                  f"terms: {({k: float(v) for k, v in parts.items()})}")
 
@@ -635,10 +632,15 @@ class Trainer:
 
 
 def load_model_from_checkpoint(path, cfg=None):
-    """Rebuild the model a checkpoint was trained with and load its weights.
+    """Rebuild the model a checkpoint was trained with and load its weights. ``path``: the
+    checkpoint file, or a checkpoint dict already read with :func:`load_checkpoint`.
 
-    Returns (model, config, checkpoint dict)."""
-    st = load_checkpoint(path)
+    Returns (model, config, checkpoint dict).
+
+    Raises:
+        CheckpointError: a missing, corrupt, unsafe or foreign checkpoint file.
+    """
+    st = path if isinstance(path, dict) else load_checkpoint(path)
     ckcfg = from_container(st["config"])
     cfg = cfg or ckcfg
     model = create_model(ckcfg.model.name, num_classes=len(st.get("labels", {})), **ckcfg.model.args)

@@ -38,17 +38,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..data.datasets.common import IMAGE_EXTS, frame_number
 from ..errors import DatasetError
 from ..fileio import atomic_write_json, atomic_write_text, write_image
 
 MANIFEST = "tracklets.csv"
 MANIFEST_COLUMNS = ("tracklet", "camera", "track_id", "pid", "frames", "first_frame", "last_frame")
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 _CAMERA = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 @dataclass(frozen=True)
 class Box:
+    """One line of a MOT file: 1-based frame, track id, box (pixels: left, top, width, height),
+    confidence, class (None when the column is absent or not an integer), visibility."""
+
     frame: int  # 1-based
     track: int
     x: float
@@ -172,20 +175,27 @@ def plan_tracklets(boxes: list[Box], width: int, height: int, flt: TrackFilter =
     return TrackPlan(out, dropped, len(boxes))
 
 
-def _frame_sequence(frames_dir: Path):
-    """(frame number, path) of the images of an image-sequence folder, by the number that ends
-    each file name."""
+def ordered_images(folder: Path, require_number: bool = False) -> list[tuple[int, Path]]:
+    """``(frame number, path)`` of the images in ``folder`` (:data:`IMAGE_EXTS`), ordered by the
+    number that ends each file name (:func:`~vidreid.data.datasets.common.frame_number`), then by
+    name; a name without a number gets -1.
+
+    Raises:
+        DatasetError: ``require_number`` and a name without a number (an image sequence's frames
+            must be numbered).
+    """
     items = []
-    for p in frames_dir.iterdir():
-        if p.suffix.lower() not in IMAGE_EXTS:
+    for p in folder.iterdir():
+        if not p.is_file() or p.suffix.lower() not in IMAGE_EXTS:
             continue
-        m = re.search(r"(\d+)(?!.*\d)", p.stem)
-        if m is None:
-            raise DatasetError(f"{p}: an image-sequence frame's name must end in its frame number")
-        items.append((int(m.group(1)), p))
-    if not items:
-        raise DatasetError(f"{frames_dir}: no image frames ({', '.join(IMAGE_EXTS)})")
-    return sorted(items)
+        try:
+            n = frame_number(p.name)
+        except ValueError:
+            if require_number:
+                raise DatasetError(f"{p}: an image-sequence frame's name must end in its frame number") from None
+            n = -1
+        items.append((n, p))
+    return sorted(items, key=lambda x: (x[0], x[1].name))
 
 
 def _read_image(path: Path) -> np.ndarray:
@@ -221,12 +231,19 @@ def _frames(video: Path | None, frames_dir: Path | None):
         return (first.shape[1], first.shape[0]), gen()
     if frames_dir is None or not frames_dir.is_dir():
         raise DatasetError(f"missing image-sequence folder {frames_dir}")
-    seq = _frame_sequence(frames_dir)
+    seq = ordered_images(frames_dir, require_number=True)
+    if not seq:
+        raise DatasetError(f"{frames_dir}: no image frames ({', '.join(IMAGE_EXTS)})")
     h, w = _read_image(seq[0][1]).shape[:2]
     return (w, h), ((n, _read_image(p)) for n, p in seq)
 
 
 def read_manifest(out: Path) -> list[dict]:
+    """The rows of ``out/tracklets.csv`` as dicts of strings ([] when there is none).
+
+    Raises:
+        DatasetError: the file lacks one of :data:`MANIFEST_COLUMNS`.
+    """
     p = out / MANIFEST
     if not p.is_file():
         return []
@@ -238,6 +255,7 @@ def read_manifest(out: Path) -> list[dict]:
 
 
 def write_manifest(out: Path, rows: list[dict]) -> Path:
+    """Write ``out/tracklets.csv`` atomically, rows sorted by camera then track id."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
     w.writeheader()
@@ -338,15 +356,6 @@ class TrackletRecord:
     last_frame: int = -1
 
 
-def _images(d: Path) -> list[Path]:
-    imgs = [p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS]
-
-    def key(p: Path):
-        m = re.search(r"(\d+)(?!.*\d)", p.stem)
-        return (int(m.group(1)) if m else -1, p.name)
-    return sorted(imgs, key=key)
-
-
 def read_tracklet_dir(root: str | Path) -> list[TrackletRecord]:
     """The tracklets under ``root``: with a ``tracklets.csv`` (written by ``vidreid tracklets``)
     its rows, in order; otherwise every folder below ``root`` that holds images is a tracklet,
@@ -367,7 +376,7 @@ def read_tracklet_dir(root: str | Path) -> list[TrackletRecord]:
     if rows:
         for r in rows:
             d = root / r["tracklet"]
-            imgs = _images(d) if d.is_dir() else []
+            imgs = [p for _, p in ordered_images(d)] if d.is_dir() else []
             if not imgs:
                 raise DatasetError(f"{root / MANIFEST}: tracklet {r['tracklet']}: no images in {d}")
             out.append(TrackletRecord(r["tracklet"], tuple(str(p.resolve()) for p in imgs), r["camera"],
@@ -375,7 +384,7 @@ def read_tracklet_dir(root: str | Path) -> list[TrackletRecord]:
         return out
     trk = re.compile(r"c(?P<cam>\d+)(_.*)?")
     for d in sorted(p for p in [root, *root.rglob("*")] if p.is_dir()):
-        imgs = _images(d)
+        imgs = [p for _, p in ordered_images(d)]
         if not imgs:
             continue
         rel = d.relative_to(root)
