@@ -85,12 +85,20 @@ def split_label(split_id: int, num_splits: int) -> str:
 
 
 def _cmd_train(a) -> int:
-    from .engine.distributed import init_from_env
-    from .engine.evaluator import format_table
-    from .engine.trainer import Trainer, train_all_splits
+    from .engine.distributed import init_from_env, shutdown
 
     cfg = config_for(a, a.resume, ["train.overwrite=true"] if a.overwrite else [])
     rank, _ = init_from_env()  # several processes under torchrun (engine/distributed.py); else a no-op
+    try:
+        return _train(a, cfg, rank)
+    finally:
+        shutdown()  # leave the process group before exit, on success and on error alike
+
+
+def _train(a, cfg, rank: int) -> int:
+    from .engine.evaluator import format_table
+    from .engine.trainer import Trainer, train_all_splits
+
     say = print if rank == 0 else (lambda *x, **k: None)  # the other ranks train alongside; rank 0 reports
     if cfg.data.split_id == "all":
         if a.resume:

@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from vidreid.config import load_config
-from vidreid.engine.distributed import init_from_env
+from vidreid.engine.distributed import init_from_env, shutdown
 from vidreid.engine.trainer import Trainer
 
 root, out, loss_spec = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -38,3 +38,4 @@ if rank == 0:
     with open(f"{out}/metrics_{world}.json", "w") as f:
         json.dump({k: metrics[k] for k in ("rank1", "mAP", "mINP", "num_valid_queries")}, f)
     print("ok", world, parts, flush=True)
+shutdown()  # leave the gloo group before exit (else the process may abort in finalisation)

@@ -22,6 +22,7 @@ Semantics (tests/test_distributed.py checks them against one process on the same
 
 from __future__ import annotations
 
+import atexit
 import os
 
 import torch
@@ -53,7 +54,20 @@ def init_from_env(backend: str | None = None) -> tuple[int, int]:
     if cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group(backend or ("nccl" if cuda else "gloo"))
+    atexit.register(shutdown)  # a safety net for library users; the CLI calls shutdown() itself
     return rank_world()
+
+
+def shutdown() -> None:
+    """Leave the process group (``destroy_process_group``); a no-op outside one or when already
+    left. Call it before the process exits: a process that exits with a live gloo group can
+    abort in interpreter finalisation (``terminate called without an active exception``,
+    SIGABRT: gloo's worker threads still hold work objects with Python references;
+    pytorch/pytorch#190489), and NCCL warns that pending operations may not have finished.
+    No barrier: after an error on one rank a barrier would hang the others; on success every
+    collective has already completed when a rank gets here."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def local_device() -> torch.device:
