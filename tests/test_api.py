@@ -181,6 +181,26 @@ def test_embed_and_match_cli(demo_checkpoint, tmp_path, capsys):
     assert "--assign needs --threshold" in capsys.readouterr().err
 
 
+def test_known_pid_metrics_protocol():
+    """A tracklet matched against its own folder is not a match; unknown pids give no metrics."""
+    from vidreid.inference.match import Embeddings, known_pid_metrics
+
+    def emb(x, names, cams, pids):
+        n = len(names)
+        return Embeddings(np.array(x, np.float32), names, cams, np.array(pids), np.zeros(n, int), np.zeros(n, int), {})
+
+    q = emb([[0, 0], [5, 0]], ["a", "b"], ["c1", "c1"], [1, 2])
+    g = emb([[0, 0], [0.5, 0], [5, 0.1]], ["a", "a2", "b2"], ["c1", "c2", "c2"], [1, 1, 2])
+    r = known_pid_metrics(q, g)  # query a: its own tracklet is excluded, a2 is rank 1
+    assert (r["rank1"], r["mAP"], r["valid_queries"]) == (1.0, 1.0, 2)
+    r = known_pid_metrics(q, g, cross_camera=True)  # now a2 and b2 (camera c2) are the only candidates
+    assert r["rank1"] == 1.0 and r["valid_queries"] == 2
+    assert known_pid_metrics(q, emb([[0, 0]], ["a"], ["c1"], [1])) is None  # only itself: no valid query
+    assert known_pid_metrics(emb([[0, 0]], ["x"], ["c1"], [-1]), g) is None  # unlabelled
+    both = q.concat(g)
+    assert len(both) == 5 and both.names[2:] == g.names and both.embeddings.shape == (5, 2)
+
+
 def test_assignment_rules():
     from vidreid.inference.match import Embeddings, assign_identities, assignment_scores
 

@@ -283,7 +283,8 @@ def _cmd_embed(a) -> int:
 
 
 def _cmd_match(a) -> int:
-    from .inference.match import assign_identities, assignment_scores, ranked_lists, write_assignment, write_rankings
+    from .inference.match import (assign_identities, assignment_scores, known_pid_metrics, ranked_lists,
+                                  write_assignment, write_rankings)
 
     model = _load_api_model(a) if a.checkpoint else None
     q = _embeddings_of(model, a.query, "query", a.batch_size)
@@ -293,39 +294,19 @@ def _cmd_match(a) -> int:
     csv_p, _ = write_rankings(lists, a.out)
     print(f"rankings: {len(lists)} queries x top {a.topk} ({metric}{', index ' + a.index if a.index else ''}) -> {csv_p}")
     res = {"queries": len(lists), "metric": metric}
-    import numpy as np
-
-    r = None
-    if (q.pids >= 0).any() and (g.pids >= 0).any():
-        from .metrics.rank import evaluate_rank
-        from .inference.match import _distance
-
-        # the protocol of `vidreid test`: a gallery item of the query's pid and camera is excluded;
-        # here "camera" is the tracklet itself unless --cross-camera (then the camera)
-        qc = np.array(q.cameras if a.cross_camera else q.names)
-        gc = np.array(g.cameras if a.cross_camera else g.names)
-        keys = {k: i for i, k in enumerate(sorted(set(qc) | set(gc)))}
-        try:
-            r = evaluate_rank(_distance(q.embeddings, g.embeddings, metric), q.pids, g.pids,
-                              np.array([keys[x] for x in qc]), np.array([keys[x] for x in gc]))
-        except ValueError:
-            r = None
-            print("with the known pids: no query has a match in the gallery (other than itself); no rank-1 / mAP")
+    known = (q.pids >= 0).any() and (g.pids >= 0).any()
+    r = known_pid_metrics(q, g, metric, cross_camera=a.cross_camera)
     if r is not None:
-        res.update(rank1=float(r.cmc[0]), rank5=float(r.cmc[min(4, len(r.cmc) - 1)]), mAP=float(r.mAP),
-                   valid_queries=int(r.num_valid_queries), skipped_queries=int(r.num_skipped_queries))
-        print(f"with the known pids: rank-1 {100 * r.cmc[0]:.1f}, mAP {100 * r.mAP:.1f} "
-              f"({r.num_valid_queries} queries with a match, {r.num_skipped_queries} without)")
+        res.update(r)
+        print(f"with the known pids: rank-1 {100 * r['rank1']:.1f}, mAP {100 * r['mAP']:.1f} "
+              f"({r['valid_queries']} queries with a match, {r['skipped_queries']} without)")
+    elif known:
+        print("with the known pids: no query has a match in the gallery (other than itself); no rank-1 / mAP")
     if a.assign:
         if a.threshold is None:
             raise ConfigError("--assign needs --threshold D: the largest distance at which a tracklet joins an identity "
                               "(look at the distances in ranking.csv)")
-        from .inference.match import Embeddings
-
-        allt = q if a.gallery is None else Embeddings(
-            np.concatenate([q.embeddings, g.embeddings]), q.names + g.names, q.cameras + g.cameras,
-            np.concatenate([q.pids, g.pids]), np.concatenate([q.first_frame, g.first_frame]),
-            np.concatenate([q.last_frame, g.last_frame]), q.meta)
+        allt = q if a.gallery is None else q.concat(g)
         ident = assign_identities(allt, a.threshold, metric, groups=a.groups)
         p = write_assignment(allt, ident, a.out)
         print(f"assignment: {len(allt)} tracklets -> {len(set(ident.tolist()))} identities -> {p}")

@@ -46,6 +46,14 @@ class Embeddings:
     def __len__(self) -> int:
         return len(self.names)
 
+    def concat(self, other: "Embeddings") -> "Embeddings":
+        """This set followed by ``other`` (one pool, e.g. query and gallery for an assignment);
+        the metadata is this set's."""
+        return Embeddings(np.concatenate([self.embeddings, other.embeddings]), self.names + other.names,
+                          self.cameras + other.cameras, np.concatenate([self.pids, other.pids]),
+                          np.concatenate([self.first_frame, other.first_frame]),
+                          np.concatenate([self.last_frame, other.last_frame]), self.meta)
+
     def save(self, path: str | Path) -> Path:
         """Write the ``.npz`` of the module doc atomically."""
         path = Path(path)
@@ -144,6 +152,33 @@ def ranked_lists(q: Embeddings, g: Embeddings, metric: str = "euclidean", topk: 
                     "matches": [{"rank": r + 1, "gallery": g.names[j], "camera": g.cameras[j], "pid": int(g.pids[j]),
                                  "distance": float(d)} for r, (j, d) in enumerate(zip(order, dists))]})
     return out
+
+
+def known_pid_metrics(q: Embeddings, g: Embeddings, metric: str = "euclidean", cross_camera: bool = False) -> dict | None:
+    """Rank-1 / rank-5 / mAP of the queries against the gallery where person ids are known,
+    under the protocol of ``vidreid test`` (metrics/rank.py): a gallery item of the query's pid
+    and "camera" is excluded, where the camera is the tracklet itself (a folder matched
+    against itself) unless ``cross_camera`` (then the camera name). Queries or gallery items of
+    unknown pid (-1) have no true match.
+
+    Returns:
+        ``{"rank1", "rank5", "mAP", "valid_queries", "skipped_queries"}`` (fractions in [0, 1]),
+        or None when no pids are known or no query has a match left in the gallery.
+    """
+    from ..metrics.rank import evaluate_rank
+
+    if not ((q.pids >= 0).any() and (g.pids >= 0).any()):
+        return None
+    qc = q.cameras if cross_camera else q.names
+    gc = g.cameras if cross_camera else g.names
+    keys = {k: i for i, k in enumerate(sorted(set(qc) | set(gc)))}
+    try:
+        r = evaluate_rank(_distance(q.embeddings, g.embeddings, metric), q.pids, g.pids,
+                          np.array([keys[x] for x in qc]), np.array([keys[x] for x in gc]))
+    except ValueError:  # evaluate_rank: no valid query
+        return None
+    return {"rank1": float(r.cmc[0]), "rank5": float(r.cmc[min(4, len(r.cmc) - 1)]), "mAP": float(r.mAP),
+            "valid_queries": int(r.num_valid_queries), "skipped_queries": int(r.num_skipped_queries)}
 
 
 def assign_identities(e: Embeddings, threshold: float, metric: str = "euclidean", groups: str = "camera") -> np.ndarray:
