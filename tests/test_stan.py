@@ -125,6 +125,56 @@ def test_oim_logits_and_lookup_table_update_by_hand():
         loss(torch.randn(1, 2), torch.tensor([3]))
 
 
+def test_oim_fill_from_sets_identity_means():
+    loss = OIMLoss(num_classes=4, feat_dim=2)
+    loss.lut[3] = torch.tensor([0.0, 1.0])
+    n = loss.fill_from(torch.tensor([[2.0, 0.0], [0.0, 5.0], [3.0, 4.0]]), torch.tensor([0, 0, 2]))
+    assert n == 2
+    r0 = torch.tensor([1.0, 1.0]) / math.sqrt(2)  # mean of the normalised [1, 0] and [0, 1]
+    torch.testing.assert_close(loss.lut, torch.stack([r0, torch.zeros(2), torch.tensor([0.6, 0.8]), torch.tensor([0.0, 1.0])]))
+    with pytest.raises(ValueError, match="labels"):
+        loss.fill_from(torch.ones(1, 2), torch.tensor([4]))
+    with pytest.raises(ValueError, match="features"):
+        loss.fill_from(torch.ones(1, 3), torch.tensor([0]))
+
+
+def test_lut_init_from_the_initial_models_features(tiny_tree, tmp_path):
+    """train.lut_init: with init_from (auto) the OIM table starts as each identity's mean
+    eval-mode feature of one deterministic clip per training tracklet; zeros leaves it at zero;
+    the pass does not change the training run's random stream."""
+    from torch.utils.data import DataLoader
+
+    from vidreid.data.sampling import TemporalSampler
+    from vidreid.data.video import ClipDataset
+    from vidreid.engine.evaluator import make_test_transform
+    from vidreid.engine.trainer import Trainer
+
+    root = tiny_tree("prid2011")
+    one = ["stages=[{name: a, epochs: 1, model_attrs: {spatial: avg, temporal: avg}}]"]
+    Trainer(_stan_cfg(root, tmp_path / "first", one)).fit()
+    ck = tmp_path / "first" / "o" / "checkpoint.pt"
+    runs = {}
+    for mode in ("auto", "zeros"):
+        tr = Trainer(_stan_cfg(root, tmp_path / mode, [*one, f"train.init_from={ck}", f"train.lut_init={mode}"]))
+        rep = tr.init_lookup_tables()
+        runs[mode] = (tr, rep, torch.get_rng_state())
+    tr, rep, _ = runs["auto"]
+    assert rep["rows"] == tr.num_classes == len({t.pid for t in tr.split.train})
+    ts = tr.cfg.data.train_sampling
+    ds = ClipDataset(tr.split.root, tr.split.train, TemporalSampler(ts.strategy, ts.seq_len, False),
+                     make_test_transform(tr.cfg, tr.model), tr.labels)
+    tr.model.eval()
+    with torch.no_grad():
+        b = next(iter(DataLoader(ds, batch_size=len(ds))))
+        f = torch.nn.functional.normalize(tr.model(b["clip"]).features, dim=1)
+    expect = torch.nn.functional.normalize(torch.zeros(tr.num_classes, f.shape[1]).index_add_(0, b["label"], f), dim=1)
+    torch.testing.assert_close(tr.loss.terms[0].lut, expect, rtol=1e-5, atol=1e-6)
+    assert runs["zeros"][1] is None and float(runs["zeros"][0].loss.terms[0].lut.abs().sum()) == 0
+    assert torch.equal(runs["auto"][2], runs["zeros"][2])  # the same random stream after the pass
+    with pytest.raises(Exception, match="train.lut_init"):
+        _stan_cfg(root, tmp_path, ["train.lut_init=mean"])
+
+
 def _stan_cfg(root, tmp_path, extra=()):
     from vidreid.config import load_config
 

@@ -130,6 +130,10 @@ class TrainConfig:
     # label-space tensors stay fresh), e.g. STAN's per-dataset "Ind" stage after joint training;
     # "{split}" in the path is replaced by the split id
     init_from: Optional[str] = None
+    # how loss lookup tables (OIM) start: zeros (the OIM paper), features (each identity's row
+    # the mean feature of its training tracklets under the initial model), auto (features when
+    # init_from gives a trained model, else zeros); see Trainer.init_lookup_tables
+    lut_init: str = "auto"
 
 
 @dataclass
@@ -319,6 +323,7 @@ def validate_config(cfg: DictConfig) -> DictConfig:
     if str(tr.amp).lower() in ("false", "off", "none", "no"):  # YAML reads a bare off as false
         tr.amp = "off"
     need(tr.amp in ("off", "bf16", "fp16"), "train.amp", "must be off, bf16 or fp16")
+    need(tr.lut_init in ("auto", "zeros", "features"), "train.lut_init", "must be auto, zeros or features")
     need(tr.checkpoint_every >= 1, "train.checkpoint_every", "must be >= 1")
     return cfg
 

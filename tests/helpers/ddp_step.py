@@ -11,15 +11,16 @@ from vidreid.config import load_config
 from vidreid.engine.distributed import init_from_env, shutdown
 from vidreid.engine.trainer import Trainer
 
-root, out, loss_spec = sys.argv[1], sys.argv[2], sys.argv[3]
+root, out, loss_spec, extra = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 rank, world = init_from_env()
 cfg = load_config(None, [
     f"data.root={root}", "data.dataset=prid2011", "data.height=64", "data.width=32", "data.p=4", "data.k=2",
     "data.num_workers=0", "data.train_sampling.seq_len=3", "model.args={backbone: resnet18, pretrained: null}",
     f"loss={loss_spec}", "optim.name=sgd", "optim.lr=0.1", "optim.momentum=0.0", "optim.weight_decay=0.0",
     "schedule.name=constant", "schedule.epochs=1", f"train.output_dir={out}/run{world}", "train.progress=false",
-    "train.device=cpu", "data.split_id=0", "train.channels_last=false", "test.batch_size=32"])
+    "train.device=cpu", "data.split_id=0", "train.channels_last=false", "test.batch_size=32", *extra])
 tr = Trainer(cfg)
+tr.init_lookup_tables()  # train.lut_init (a no-op unless set): the fill is shared across ranks
 tr.model.train()
 for m in tr.model.modules():  # BatchNorm in eval mode: statistics do not depend on the split of the batch
     if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):

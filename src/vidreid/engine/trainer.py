@@ -33,7 +33,7 @@ from ..models import create_model
 from ..models.registry import to_channels_last
 from .checkpoint import load_checkpoint, nonfinite_tensors, rng_state, save_checkpoint, set_rng_state
 from .distributed import all_gather_with_grad, local_device, rank_world
-from .evaluator import amp_dtype, autocast, evaluate_split, pick_device, write_json
+from .evaluator import amp_dtype, autocast, evaluate_split, make_test_transform, pick_device, write_json
 
 
 # Settings that may differ between a run and its resumption: where things are written or read,
@@ -66,6 +66,47 @@ def changed_settings(old: dict, new: dict) -> dict[str, tuple]:
         if a.get(k, "<unset>") != b.get(k, "<unset>"):
             out[k] = (a.get(k, "<unset>"), b.get(k, "<unset>"))
     return out
+
+
+def _detached(v):
+    if torch.is_tensor(v):
+        return v.detach()
+    if isinstance(v, (list, tuple)):
+        return type(v)(_detached(x) for x in v)
+    if isinstance(v, dict):
+        return {k: _detached(x) for k, x in v.items()}
+    return v
+
+
+class LossInputsOnly(torch.nn.Module):
+    """The model as DistributedDataParallel must see it in training: every output the loss
+    does not read (by :class:`~vidreid.models.output.ModelOutput` name) is detached.
+
+    Why: with ``find_unused_parameters`` DDP walks the autograd graph from *all* tensors of
+    the forward's output to decide which parameters will get a gradient. A parameter that only
+    feeds an output the loss ignores (the classifier of a model trained with OIM alone, an
+    attention head whose regulariser a stage leaves out) is then awaited but never gets its
+    gradient, its bucket is never reduced, and no bucket after it is either: every rank steps
+    with its own local gradient (found by tests/test_distributed.py with a filled OIM table),
+    and the next step fails with "Expected to have finished reduction". Detached, those
+    parameters are unused for DDP as they are for the loss, and the step equals one process's.
+
+    Args:
+        model: the model (its output a ModelOutput).
+        used: the names the loss reads (``input`` and ``target`` of its terms).
+    """
+
+    def __init__(self, model: torch.nn.Module, used: set[str]):
+        super().__init__()
+        self.model, self.used = model, frozenset(used)
+
+    def forward(self, *args, **kwargs):
+        from ..models.output import ModelOutput
+
+        out = self.model(*args, **kwargs)
+        keep = (lambda name, v: v if name in self.used else _detached(v))
+        return ModelOutput(embedding=keep("embedding", out.embedding), features=keep("features", out.features),
+                           logits=keep("logits", out.logits), aux={k: keep(k, v) for k, v in out.aux.items()})
 
 
 def _worker_init(_worker_id: int) -> None:
@@ -318,7 +359,90 @@ class Trainer:
         if self.cfg.train.sync_bn and not isinstance(getattr(self, "net", None), DDP):
             self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return DDP(self.model, device_ids=ids, find_unused_parameters=True)
+        used = {k for _, inp, _, target in self.loss.meta for k in (inp, target) if k is not None}
+        return DDP(LossInputsOnly(self.model, used), device_ids=ids, find_unused_parameters=True)
+
+    @torch.no_grad()
+    def init_lookup_tables(self) -> dict | None:
+        """Start the loss's lookup tables (OIM) from the model's features instead of zeros
+        (``train.lut_init``: ``features``, or ``auto`` with ``train.init_from``).
+
+        Why: a fine-tuning run (STAN's per-dataset "Ind" stage, Li et al. CVPR 2018 Table 1)
+        starts from a model that already embeds well, but a fresh OIM table is all zeros: every
+        identity not yet seen in the first epoch scores 0 against a positive row's 1/tau, and
+        Adam turns these early, uninformative gradients into full-size steps on all layers. At
+        CPU scale this cost the "Ind" stage 12 points of rank-1 (docs/RESULTS.md). Neither
+        the STAN nor the OIM paper says how the table starts when fine-tuning; filling it with
+        the identities' mean features makes the first steps' logits those of the trained model.
+
+        How: one clip per training tracklet (the training temporal sampling, its deterministic
+        test variant; the test transform, no augmentation), the model in eval mode; a table
+        row is the normalised mean of its identity's normalised features (``OIMLoss.fill_from``).
+        Under a process group each rank takes a share and the features are gathered, so every
+        rank sets the same table.
+
+        Returns:
+            ``{"rows": n, "tables": k, "seconds": s}``, or None when nothing was filled.
+        Raises:
+            ConfigError: the model gives no output of the table term's ``input`` in eval mode.
+        """
+        mode = self.cfg.train.lut_init
+        if mode == "zeros" or (mode == "auto" and not self.cfg.train.init_from):
+            return None
+        tables = [(term, inp) for term, (_, inp, *_r) in zip(self.loss.terms, self.loss.meta) if hasattr(term, "fill_from")]
+        if not tables:
+            return None
+        from .distributed import all_gather_object
+
+        t0 = time.perf_counter()
+        d = self.cfg.data
+        ts = d.train_sampling
+        sampler = TemporalSampler(ts.strategy if ts.strategy != "all" else "evenly", ts.seq_len, False, ts.stride)
+        tf = make_test_transform(self.cfg, self.model)
+        mine = list(range(self.rank, len(self.split.train), self.world))
+        ds = ClipDataset(self.split.root, [self.split.train[i] for i in mine], sampler, tf, self.labels,
+                         flow=self.train_set.flow)
+        loader = DataLoader(ds, batch_size=max(1, self.cfg.data.p * self.cfg.data.k), num_workers=d.num_workers,
+                            worker_init_fn=_worker_init, pin_memory=self.device.type == "cuda")
+        feats: dict[str, list] = {inp: [] for _, inp in tables}
+        labels: list = []
+        # the loader draws its workers' seeds from the global generator: fork it, so that the
+        # training run's random stream is the same with and without this pass
+        with torch.random.fork_rng(devices=[]):
+            self._fill_pass(loader, feats, labels, mode)
+        local = ({k: torch.cat(v) for k, v in feats.items()}, torch.cat(labels)) if labels else None
+        parts = [p for p in all_gather_object(local) if p is not None]
+        y = torch.cat([p[1] for p in parts])
+        rows = 0
+        for term, inp in tables:
+            rows += term.fill_from(torch.cat([p[0][inp] for p in parts]), y)
+        rep = {"rows": rows, "tables": len(tables), "seconds": round(time.perf_counter() - t0, 1)}
+        if self.rank == 0:
+            print(f"[lut_init] {rows} lookup-table rows set from the initial model's features of {len(self.split.train)} "
+                  f"training tracklets ({rep['seconds']} s)")
+        return rep
+
+    def _fill_pass(self, loader, feats: dict, labels: list, mode: str) -> None:
+        """The forward pass of :meth:`init_lookup_tables`: the model in eval mode (restored
+        after); appends each table input's features (CPU float) and the labels."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for batch in loader:
+                clip = batch["clip"].to(self.device, non_blocking=True)
+                extra = {"flow": batch["flow"].to(self.device, non_blocking=True)} if "flow" in batch else {}
+                with autocast(self.device, amp_dtype(self.cfg.train.amp, self.device)):
+                    out = self.model(clip, **extra)
+                for inp in feats:
+                    try:
+                        f = out.get(inp)
+                    except KeyError:
+                        raise ConfigError(f"train.lut_init={mode}: the model gives no {inp!r} output in eval mode to fill "
+                                          "the loss's lookup table from; set train.lut_init=zeros") from None
+                    feats[inp].append(f.float().cpu())
+                labels.append(batch["label"])
+        finally:
+            self.model.train(was_training)
 
     def _train_mode(self) -> None:
         """model.train(), with the modules of frozen parameters (their BN statistics) in eval mode."""
@@ -529,6 +653,8 @@ class Trainer:
                                   "it was, or pass --allow-changes to apply them")
             self.load_state_dict(st, apply_config=bool(diff))
             self._trim_log()
+        else:
+            self.init_lookup_tables()
         if self.rank == 0:
             atomic_write_text(self.out_dir / "config.yaml", OmegaConf.to_yaml(cfg))
         writer = None

@@ -168,6 +168,28 @@ class OIMLoss(nn.Module):
         """(B, D) normalised features -> (B, num_classes) scaled cosine logits."""
         return x @ self.lut.t().clone() / self.temperature  # clone: the update below must not touch saved tensors
 
+    @torch.no_grad()
+    def fill_from(self, features: torch.Tensor, labels: torch.Tensor) -> int:
+        """Set each identity's row to the L2-normalised mean of its L2-normalised ``features``
+        (float (N, D), labels int64 (N,)); rows of identities without a sample keep their value.
+        Used to start the table from a trained model (``train.lut_init``) instead of zeros.
+
+        Returns:
+            the number of rows set.
+        Raises:
+            ValueError: features of the wrong width, or a label outside the table.
+        """
+        if features.dim() != 2 or features.shape[1] != self.lut.shape[1]:
+            raise ValueError(f"OIM: features must be (N, {self.lut.shape[1]}), got {tuple(features.shape)}")
+        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.lut.shape[0]):
+            raise ValueError(f"OIM: labels must lie in [0, {self.lut.shape[0]})")
+        x = F.normalize(features.to(self.lut), dim=1)
+        labels = labels.to(self.lut.device)
+        sums = torch.zeros_like(self.lut).index_add_(0, labels, x)
+        rows = torch.unique(labels)
+        self.lut[rows] = F.normalize(sums[rows], dim=1)
+        return int(rows.numel())
+
     def set_gather(self, gather) -> None:
         """Distributed training: update the table with the global batch (gathered in rank order,
         the one-process batch order), so every rank keeps the same table."""
