@@ -6,7 +6,6 @@ with the batch-hard triplet mined over the global batch and the OIM table kept i
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -25,20 +24,15 @@ LOSSES["oim_filled"] = LOSSES["oim"]  # with train.lut_init=features: the table 
 EXTRA = {"oim_filled": ["train.lut_init=features"]}
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _run(args, n, script=HELPER):
     """Run ``script args`` (or ``-m module args`` when script is None) alone or under torchrun."""
     target = [str(script), *args] if script else args
     if n == 1:
         cmd = [sys.executable, *target]
     else:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(n), "--master_addr", "127.0.0.1",
-               "--master_port", str(_port()), *(["--no-python", sys.executable] if not script else []), *target]
+        # --standalone: torchrun picks a free port itself (no race between choosing and binding one)
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n),
+               *(["--no-python", sys.executable] if not script else []), *target]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**__import__("os").environ,
                                                                            "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-3000:]
