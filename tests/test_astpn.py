@@ -157,6 +157,21 @@ def test_pair_sampler_one_pair_per_batch_alternating():
     assert list(s) == batches[3:]  # resumable mid-epoch
 
 
+def test_pair_sampler_ranks_make_equal_steps():
+    """Under a process group every rank gets whole pairs and the same number of them: an odd
+    epoch (an identity with one tracklet gives its negative pair only) drops its last pair,
+    and says so; the ranks' pairs are the one-process epoch's, in turn."""
+    from vidreid.data.samplers import PairBatchSampler
+
+    pids, cams = [1, 1, 2, 2, 3], [1, 2, 1, 2, 1]  # pid 3: one tracklet -> 5 pairs per epoch
+    one = list(PairBatchSampler(pids, cams, seed=0))
+    assert len(one) == 5
+    r0, r1 = (PairBatchSampler(pids, cams, seed=0, rank=r, world_size=2) for r in (0, 1))
+    b0, b1 = list(r0), list(r1)
+    assert len(b0) == len(b1) == len(r0) == len(r1) == 2 and r0.dropped_for_ranks == 1
+    assert b0 == one[0:4:2] and b1 == one[1:4:2]
+
+
 def test_given_pairs_train_one_pair_per_step(tiny_tree, tmp_path):
     from vidreid.config import load_config
     from vidreid.engine.trainer import Trainer

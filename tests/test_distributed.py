@@ -137,12 +137,23 @@ def test_processes_leave_the_group_before_exit(tmp_path, how):
         _run([how], 4, script)
 
 
-def test_cli_train_under_torchrun(tiny_tree, tmp_path):
+RECIPES = {  # config name -> overrides for the tiny tree
+    "baseline/prid2011": ["data.p=4", "data.k=2", "data.train_sampling.seq_len=3", "schedule.epochs=1",
+                          "model.args={backbone: resnet18, pretrained: null}"],
+    # two stages: DDP is rebuilt when the trainable set changes (the CNN frozen in the second)
+    "stan/cpu_prid2011": ["data.p=2", "model.args.pretrained=null", "stages=[{name: a, epochs: 1, model_attrs: "
+                          "{spatial: avg, temporal: avg}}, {name: b, epochs: 1, freeze: [backbone]}]"],
+    # siamese pairs: whole pairs per rank, the same number on every rank
+    "astpn/cpu_prid2011_pairs": ["schedule.epochs=1", "model.args.in_channels=3", "data.flow=null",
+                                 "model.args.height=64", "model.args.width=32"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_cli_train_under_torchrun(tiny_tree, tmp_path, name):
     """`vidreid train` in two gloo processes: it exits 0 and rank 0 alone writes the run."""
     root = tiny_tree("prid2011")
-    cfg = Path(__file__).resolve().parents[1] / "src" / "vidreid" / "configs" / "baseline" / "prid2011.yaml"
-    out = _run(["-m", "vidreid.cli", "train", "--config", str(cfg), f"data.root={root}", "data.split_id=0",
-                f"train.output_dir={tmp_path / 'run'}", "schedule.epochs=1", "train.progress=false", "train.device=cpu",
-                "data.num_workers=0", "data.height=64", "data.width=32", "data.p=4", "data.k=2",
-                "data.train_sampling.seq_len=3", "model.args={backbone: resnet18, pretrained: null}"], 2, None)
+    out = _run(["-m", "vidreid.cli", "train", "--config", name, f"data.root={root}", "data.split_id=0",
+                f"train.output_dir={tmp_path / 'run'}", "train.progress=false", "train.device=cpu",
+                "data.num_workers=0", "data.height=64", "data.width=32", *RECIPES[name]], 2, None)
     assert out.count("metrics:") == 1 and (tmp_path / "run" / "metrics.json").is_file()

@@ -149,9 +149,18 @@ class PairBatchSampler(Sampler[list[tuple[int, int]]]):
         draw = rng.integers(0, 2**62, (len(pairs), 2))
         return [[(a, int(d[0])), (b, int(d[1]))] for (a, b), d in zip(pairs, draw)]
 
+    def _rank_batches(self) -> list[list[tuple[int, int]]]:
+        """This rank's pairs: every ``world_size``-th from ``rank``, after dropping the last
+        ``len % world_size`` pairs of the epoch so every rank makes the same number of steps
+        (unequal counts would leave one rank waiting in DDP's all-reduce; the pairs dropped
+        this epoch are in ``dropped_for_ranks``)."""
+        b = self._epoch_batches()
+        self.dropped_for_ranks = len(b) % self.world_size
+        return b[:len(b) - self.dropped_for_ranks][self.rank::self.world_size]
+
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        for b in self._epoch_batches()[self.rank::self.world_size][self.start_batch:]:
+        for b in self._rank_batches()[self.start_batch:]:
             yield b
 
     def __len__(self) -> int:
-        return len(self._epoch_batches()[self.rank::self.world_size])
+        return len(self._rank_batches())

@@ -718,6 +718,9 @@ class Trainer:
                             it.set_postfix(loss=f"{lv:.3f}")
                     if self._signal is not None and i + 1 < self.iters_per_epoch:
                         raise interrupted(f"epoch {self.epoch + 1}, step {i + 1} of {self.iters_per_epoch}")
+                dropped = getattr(self.sampler, "dropped_for_ranks", 0)
+                if dropped:  # pairs cut so that every rank makes the same number of steps (samplers.py)
+                    self._log({"epoch": self.epoch, "step": self.global_step, "pairs_dropped_for_ranks": dropped}, writer)
                 self.epoch += 1
                 self.sampler.set_epoch(self.epoch, 0)
                 if self._signal is not None:
