@@ -114,11 +114,26 @@ def test_amp_evaluation_keeps_the_ranking(tiny_tree, tmp_path):
 _EXIT_SCRIPT = """
 import sys
 import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
 from vidreid.engine.distributed import all_gather_object, all_gather_with_grad, init_from_env, shutdown
 rank, world = init_from_env()
 assert world == 4
 assert [int(x) for x in all_gather_with_grad(torch.tensor([float(rank)]))] == [0, 1, 2, 3]
 assert all_gather_object({"r": rank}) == [{"r": r} for r in range(4)]
+
+
+class Holder:  # a finished run: its DDP model unreachable, but in a reference cycle (only gc frees it)
+    pass
+
+
+def train():
+    h = Holder()
+    h.net, h.me = DDP(torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 4))), h
+    for _ in range(3):
+        h.net(torch.randn(8, 32)).sum().backward()
+
+
+train()
 if sys.argv[1] == "explicit":
     shutdown()
     shutdown()  # leaving twice is a no-op
@@ -127,10 +142,11 @@ if sys.argv[1] == "explicit":
 
 @pytest.mark.parametrize("how", ["explicit", "atexit"])
 def test_processes_leave_the_group_before_exit(tmp_path, how):
-    """A process exiting with a live gloo group aborts in interpreter finalisation about half the
-    time ("terminate called without an active exception", SIGABRT; it failed CI on 2026-11-26);
-    shutdown(), called by the CLI and registered at exit by init_from_env, leaves it first.
-    Several launches, so that the abort would show."""
+    """A process exiting with a live gloo group, or with a DDP model alive when the group is
+    destroyed, aborts in interpreter finalisation more often than not ("terminate called
+    without an active exception", SIGABRT; it failed CI twice on 2026-11-26); shutdown(),
+    called by the CLI and registered at exit by init_from_env, collects the finished DDP model
+    and leaves the group first. Several launches, so that the abort would show."""
     script = tmp_path / "exit.py"
     script.write_text(_EXIT_SCRIPT)
     for _ in range(3):

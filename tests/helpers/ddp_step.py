@@ -39,4 +39,6 @@ if rank == 0:
     with open(f"{out}/metrics_{world}.json", "w") as f:
         json.dump({k: metrics[k] for k in ("rank1", "mAP", "mINP", "num_valid_queries")}, f)
     print("ok", world, parts, flush=True)
+del out_, loss
+tr.close()  # the DDP wrapper holds the group: let it go first (engine/distributed.shutdown)
 shutdown()  # leave the gloo group before exit (else the process may abort in finalisation)

@@ -65,8 +65,16 @@ def shutdown() -> None:
     SIGABRT: gloo's worker threads still hold work objects with Python references;
     pytorch/pytorch#190489), and NCCL warns that pending operations may not have finished.
     No barrier: after an error on one rank a barrier would hang the others; on success every
-    collective has already completed when a rank gets here."""
+    collective has already completed when a rank gets here.
+
+    Objects that hold the group must be gone first: a DistributedDataParallel model still
+    referenced here is freed only in finalisation, with the same abort (8 of 10 five-process
+    launches here). :meth:`vidreid.engine.trainer.Trainer.fit` lets go of its own when it
+    ends (``Trainer.close``); unreachable ones are collected here."""
     if dist.is_available() and dist.is_initialized():
+        import gc
+
+        gc.collect()  # free what holds the group and is no longer reachable (a finished Trainer's DDP)
         dist.destroy_process_group()
 
 
