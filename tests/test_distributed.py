@@ -33,8 +33,9 @@ def _run(args, n, script=HELPER):
         # --standalone: torchrun picks a free port itself (no race between choosing and binding one)
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n),
                *(["--no-python", sys.executable] if not script else []), *target]
+    # PYTHONFAULTHANDLER: should a process still abort, its threads' Python stacks are in the message
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**__import__("os").environ,
-                                                                           "OMP_NUM_THREADS": "1"})
+                                                                           "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"})
     assert r.returncode == 0, r.stderr[-3000:]
     return r.stdout
 
