@@ -144,7 +144,7 @@ if sys.argv[1] == "explicit":
 @pytest.mark.parametrize("how", ["explicit", "atexit"])
 def test_processes_leave_the_group_before_exit(tmp_path, how):
     """A process exiting with a live gloo group, or with a DDP model alive when the group is
-    destroyed, aborts in interpreter finalisation more often than not ("terminate called
+    destroyed, often aborts in interpreter finalisation ("terminate called
     without an active exception", SIGABRT; it failed CI twice on 2026-11-26); shutdown(),
     called by the CLI and registered at exit by init_from_env, collects the finished DDP model
     and leaves the group first. Several launches, so that the abort would show."""

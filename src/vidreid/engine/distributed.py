@@ -68,8 +68,8 @@ def shutdown() -> None:
     collective has already completed when a rank gets here.
 
     Objects that hold the group must be gone first: a DistributedDataParallel model still
-    referenced here is freed only in finalisation, with the same abort (8 of 10 five-process
-    launches here). :meth:`vidreid.engine.trainer.Trainer.fit` lets go of its own when it
+    referenced here is freed only in finalisation, with the same abort (2 to 3 launches
+    in 10 with 5 processes, 4 to 7 without leaving the group: ``scripts/gloo_exit_check.py``). :meth:`vidreid.engine.trainer.Trainer.fit` lets go of its own when it
     ends (``Trainer.close``); unreachable ones are collected here."""
     if dist.is_available() and dist.is_initialized():
         import gc

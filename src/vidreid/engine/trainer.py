@@ -367,9 +367,9 @@ class Trainer:
         """Let go of the DistributedDataParallel wrapper, which holds the process group (a no-op
         in one process). :meth:`fit` calls it when it ends, however it ends; a later training
         step wraps the model again. Why: a DDP object still alive when the group is destroyed
-        is freed only in interpreter finalisation, where gloo aborts the process about 8 times
-        in 10 ("terminate called without an active exception"; measured with 5 processes,
-        tests/test_distributed.py) although the run itself succeeded."""
+        is freed only in interpreter finalisation, where gloo often aborts the process
+        ("terminate called without an active exception") although the run itself succeeded
+        (2 to 3 launches in 10 with 5 processes: ``scripts/gloo_exit_check.py``, docs/RESULTS.md)."""
         if self.world > 1:
             self.net = None
 
