@@ -130,7 +130,7 @@ class TrainConfig:
     # label-space tensors stay fresh), e.g. STAN's per-dataset "Ind" stage after joint training;
     # "{split}" in the path is replaced by the split id
     init_from: Optional[str] = None
-    # how loss lookup tables (OIM) start: zeros (the OIM paper), features (each identity's row
+    # how loss lookup tables (OIM) start: zeros (a fresh table), features (each identity's row
     # the mean feature of its training tracklets under the initial model), auto (features when
     # init_from gives a trained model, else zeros); see Trainer.init_lookup_tables
     lut_init: str = "auto"

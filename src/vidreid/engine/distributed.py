@@ -62,15 +62,15 @@ def shutdown() -> None:
     """Leave the process group (``destroy_process_group``); a no-op outside one or when already
     left. Call it before the process exits: a process that exits with a live gloo group can
     abort in interpreter finalisation (``terminate called without an active exception``,
-    SIGABRT: gloo's worker threads still hold work objects with Python references;
-    pytorch/pytorch#190489), and NCCL warns that pending operations may not have finished.
+    SIGABRT; pytorch/pytorch#190489 reports the same), and NCCL warns that pending operations may not have finished.
     No barrier: after an error on one rank a barrier would hang the others; on success every
     collective has already completed when a rank gets here.
 
     Objects that hold the group must be gone first: a DistributedDataParallel model still
     referenced here is freed only in finalisation, with the same abort (2 to 3 launches
-    in 10 with 5 processes, 4 to 7 without leaving the group: ``scripts/gloo_exit_check.py``). :meth:`vidreid.engine.trainer.Trainer.fit` lets go of its own when it
-    ends (``Trainer.close``); unreachable ones are collected here."""
+    in 10 with 5 processes, 4 to 7 without leaving the group: ``scripts/gloo_exit_check.py``).
+    :meth:`vidreid.engine.trainer.Trainer.fit` lets go of its own when it ends
+    (``Trainer.close``); unreachable ones are collected here."""
     if dist.is_available() and dist.is_initialized():
         import gc
 

@@ -87,9 +87,9 @@ class LossInputsOnly(torch.nn.Module):
     feeds an output the loss ignores (the classifier of a model trained with OIM alone, an
     attention head whose regulariser a stage leaves out) is then awaited but never gets its
     gradient, its bucket is never reduced, and no bucket after it is either: every rank steps
-    with its own local gradient (found by tests/test_distributed.py with a filled OIM table),
-    and the next step fails with "Expected to have finished reduction". Detached, those
-    parameters are unused for DDP as they are for the loss, and the step equals one process's.
+    with its own local gradient (found by tests/test_distributed.py with a filled OIM table).
+    Detached, those parameters are unused for DDP as they are for the loss, and the step
+    equals one process's.
 
     Args:
         model: the model (its output a ModelOutput).
@@ -381,10 +381,11 @@ class Trainer:
         Why: a fine-tuning run (STAN's per-dataset "Ind" stage, Li et al. CVPR 2018 Table 1)
         starts from a model that already embeds well, but a fresh OIM table is all zeros: every
         identity not yet seen in the first epoch scores 0 against a positive row's 1/tau, and
-        Adam turns these early, uninformative gradients into full-size steps on all layers. At
-        CPU scale this cost the "Ind" stage 12 points of rank-1 (docs/RESULTS.md). Neither
-        the STAN nor the OIM paper says how the table starts when fine-tuning; filling it with
-        the identities' mean features makes the first steps' logits those of the trained model.
+        Adam, which normalises the gradient's size, takes full-size steps on all layers from
+        these early, uninformative gradients. At CPU scale the zero start cost the "Ind" stage
+        12 points of rank-1 (docs/RESULTS.md). The STAN paper does not say how the table starts
+        when fine-tuning; filling it with the identities' mean features makes the first steps'
+        logits those of the trained model.
 
         How: one clip per training tracklet (the training temporal sampling, its deterministic
         test variant; the test transform, no augmentation), the model in eval mode; a table
@@ -544,9 +545,9 @@ class Trainer:
         extra = {"flow": batch["flow"].to(self.device, non_blocking=True)} if "flow" in batch else {}
         if getattr(self.model, "needs_labels", False):  # e.g. siamese models pair the batch
             extra.update(labels=labels, camids=batch["camid"].to(self.device))
+        if self.net is None:  # after close()
+            self.net = self._wrap()
         with autocast(self.device, amp_dtype(cfg.train.amp, self.device)):
-            if self.net is None:  # after close()
-                self.net = self._wrap()
             out = self.net(clip, **extra)
             loss, parts = self.loss(out, labels)
         self._pending.append((self.global_step + 1, where, loss.detach(), parts))
