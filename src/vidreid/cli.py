@@ -78,6 +78,22 @@ def config_for(a, checkpoint: str | dict | None, extra: list[str] | None = None)
     return apply_overrides(from_container(st["config"]), overrides)
 
 
+def _model_and_config(a, extra: list[str] | None = None):
+    """(model, config, checkpoint dict or None) for ``test`` / ``visualize``: the checkpoint is
+    read once, for its weights and (without ``--config``) its config; without ``--checkpoint``
+    the config's untrained model."""
+    from .engine.checkpoint import load_checkpoint
+    from .engine.trainer import load_model_from_checkpoint
+    from .models import create_model
+
+    st = load_checkpoint(a.checkpoint) if a.checkpoint else None
+    cfg = config_for(a, st, extra)
+    if st is None:
+        return create_model(cfg.model.name, num_classes=0, **cfg.model.args), cfg, None
+    model, _, st = load_model_from_checkpoint(st)
+    return model, cfg, st
+
+
 def split_label(split_id: int, num_splits: int) -> str:
     """How a result table names its protocol: "split 0 of 10" (one split of a 10-split protocol,
     not comparable to the papers' means), or "single split" (MARS, DukeV, folder)."""
@@ -128,17 +144,9 @@ def _cmd_test(a) -> int:
     from .data.datasets import build_dataset_from_config
     from .engine.evaluator import evaluate_split, format_table, pick_device, summarize, write_json
     from .engine.reports import plot_cmc, write_visrank
-    from .engine.trainer import check_train_test_overlap, load_model_from_checkpoint
-    from .models import create_model
+    from .engine.trainer import check_train_test_overlap
 
-    from .engine.checkpoint import load_checkpoint
-
-    st = load_checkpoint(a.checkpoint) if a.checkpoint else None  # read once: config and weights
-    cfg = config_for(a, st, ["test.rerank=true"] if a.rerank else [])
-    if st is not None:
-        model, _, st = load_model_from_checkpoint(st)
-    else:
-        model = create_model(cfg.model.name, num_classes=0, **cfg.model.args)
+    model, cfg, st = _model_and_config(a, ["test.rerank=true"] if a.rerank else [])
     ds = build_dataset_from_config(cfg.data)
     splits = list(range(ds.num_splits)) if cfg.data.split_id == "all" else [int(cfg.data.split_id)]
     dev = pick_device(cfg.train.device)
@@ -197,18 +205,9 @@ def _cmd_demo(a) -> int:
 
 
 def _cmd_visualize(a) -> int:
-    from .engine.trainer import load_model_from_checkpoint
     from .engine.visualize import visualize
-    from .models import create_model
 
-    from .engine.checkpoint import load_checkpoint
-
-    st = load_checkpoint(a.checkpoint) if a.checkpoint else None
-    cfg = config_for(a, st)
-    if st is not None:
-        model, _, _ = load_model_from_checkpoint(st)
-    else:
-        model = create_model(cfg.model.name, num_classes=0, **cfg.model.args)
+    model, cfg, _ = _model_and_config(a)
     out = Path(a.out or Path(cfg.train.output_dir) / f"visualize_{a.kind}.png")
     try:
         path, info = visualize(a.kind, model, cfg, a.tracklet, out)
@@ -238,33 +237,14 @@ def _cmd_tracklets(a) -> int:
 
 def _embeddings_of(model, path: str, what: str, batch_size=None):
     """An embeddings file as it is, or a tracklet folder embedded with ``model``."""
-    from .inference.match import Embeddings
+    from .inference.match import Embeddings, embed_tracklet_folder
 
     p = Path(path)
     if p.suffix == ".npz":
         return Embeddings.load(p)
     if model is None:
         raise ConfigError(f"--{what} {p}: a tracklet folder needs --checkpoint (or give an embeddings .npz)")
-    return embed_folder(model, p, batch_size)
-
-
-def embed_folder(model, root: Path, batch_size=None):
-    """Embed every tracklet of a folder (:func:`vidreid.inference.tracks.read_tracklet_dir`)."""
-    import numpy as np
-
-    from . import __version__
-    from .inference.match import Embeddings
-    from .inference.tracks import read_tracklet_dir
-
-    recs = read_tracklet_dir(root)
-    emb = model.embed([list(r.frames) for r in recs], batch_size=batch_size, progress=True).numpy()
-    c = model.cfg
-    meta = {"vidreid": __version__, "model": c.model.name, "checkpoint": model.checkpoint, "metric": model.metric,
-            "input": [int(c.data.height), int(c.data.width)], "test_sampling": dict(c.data.test_sampling),
-            "tracklets_root": str(root)}
-    return Embeddings(emb, [r.name for r in recs], [r.camera for r in recs], np.array([r.pid for r in recs], np.int64),
-                      np.array([r.first_frame for r in recs], np.int64), np.array([r.last_frame for r in recs], np.int64),
-                      meta)
+    return embed_tracklet_folder(model, p, batch_size)
 
 
 def _load_api_model(a):
@@ -274,8 +254,10 @@ def _load_api_model(a):
 
 
 def _cmd_embed(a) -> int:
+    from .inference.match import embed_tracklet_folder
+
     model = _load_api_model(a)
-    e = embed_folder(model, Path(a.tracklets), a.batch_size)
+    e = embed_tracklet_folder(model, Path(a.tracklets), a.batch_size)
     path = e.save(a.out)
     cams = sorted(set(e.cameras))
     print(f"embeddings: {len(e)} tracklets x {e.embeddings.shape[1]} ({len(cams)} camera(s): {', '.join(cams[:8])}) -> {path}")

@@ -94,6 +94,34 @@ class Embeddings:
                    z["first_frame"], z["last_frame"], json.loads(str(z["meta"])))
 
 
+def embed_tracklet_folder(model, root: str | Path, batch_size: int | None = None) -> Embeddings:
+    """Embed every tracklet of a folder (the layout :func:`vidreid.inference.tracks.read_tracklet_dir`
+    reads: a ``tracklets.csv`` manifest, or pid/camera tracklet folders) with a
+    :class:`vidreid.api.ReIDModel`, under the checkpoint's own test protocol.
+
+    Returns:
+        :class:`Embeddings`: float32 (N, D) with the tracklets' names, cameras, pids (-1
+        unlabelled) and frame ranges; ``meta`` records the model, checkpoint, metric, input
+        size, test sampling and the folder.
+    Raises:
+        DatasetError: ``root`` missing or without tracklets, or a manifest row naming a folder
+            without images (from ``read_tracklet_dir``).
+    """
+    from .. import __version__
+    from .tracks import read_tracklet_dir
+
+    root = Path(root)
+    recs = read_tracklet_dir(root)
+    emb = model.embed([list(r.frames) for r in recs], batch_size=batch_size, progress=True).numpy()
+    c = model.cfg
+    meta = {"vidreid": __version__, "model": c.model.name, "checkpoint": model.checkpoint, "metric": model.metric,
+            "input": [int(c.data.height), int(c.data.width)], "test_sampling": dict(c.data.test_sampling),
+            "tracklets_root": str(root)}
+    return Embeddings(emb, [r.name for r in recs], [r.camera for r in recs], np.array([r.pid for r in recs], np.int64),
+                      np.array([r.first_frame for r in recs], np.int64), np.array([r.last_frame for r in recs], np.int64),
+                      meta)
+
+
 def _distance(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
     """(len(a), len(b)) float64 distances, as test.distance computes them."""
     import torch
