@@ -48,7 +48,8 @@ def test_resnet_imagenet_needs_local_file(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="resnet18-f37072fd.pth"):
         create_model("baseline", backbone="resnet18", pretrained="imagenet")
     # a local torchvision-format file loads
-    import torchvision
+    from vidreid.models.vision_libs import torchvision as _tv
+    torchvision = _tv()
 
     sd = torchvision.models.resnet18(weights=None).state_dict()
     torch.save(sd, tmp_path / "resnet18-f37072fd.pth")
@@ -60,7 +61,8 @@ def test_lite0_imagenet_classifies_real_photos():
     """The shipped EfficientNet-Lite0 weights, mapped onto timm's tf_efficientnet_lite0, classify
     scikit-image's chelsea as ImageNet class 285 (Egyptian cat) and coffee as 967 (espresso)."""
     skimage_data = pytest.importorskip("skimage.data")
-    import timm
+    from vidreid.models.vision_libs import timm as _timm
+    timm = _timm()
 
     from vidreid.models.backbones import load_lite0_imagenet
 

@@ -163,7 +163,8 @@ def test_pretrained_aux_head_convolutions_train_at_the_pretrained_lr(tmp_path):
     """Sec. 4.1: the pretrained layers train at 0.1x the base lr: the Inception CNN and the
     auxiliary head's convolutions (loaded from the same weights); the fresh classifiers, RRU and
     STIM at the base lr."""
-    import torchvision
+    from vidreid.models.vision_libs import torchvision as _tv
+    torchvision = _tv()
 
     from vidreid.config import load_config
     from vidreid.engine.trainer import build_optimizer

@@ -29,7 +29,8 @@ def test_3d_blocks_keep_shape(block, T):
 
 
 def test_inflated_c2d_with_one_frame_equals_2d_resnet50():
-    import torchvision
+    from vidreid.models.vision_libs import torchvision as _tv
+    torchvision = _tv()
 
     torch.manual_seed(0)
     net2d = torchvision.models.resnet50(weights=None)
@@ -55,7 +56,8 @@ def test_inflated_c2d_with_one_frame_equals_2d_resnet50():
 
 
 def test_i3d_and_p3d_start_as_their_c2d_self_after_inflation():
-    import torchvision
+    from vidreid.models.vision_libs import torchvision as _tv
+    torchvision = _tv()
 
     torch.manual_seed(1)
     sd = torchvision.models.resnet50(weights=None).state_dict()

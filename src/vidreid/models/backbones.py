@@ -28,6 +28,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import ConfigError
+from . import vision_libs
 
 TORCHVISION_FILES = {
     "resnet18": "resnet18-f37072fd.pth",
@@ -116,8 +117,8 @@ def inception_v3_parts(pretrained: str | None = None, aux_classes: int = 0):
         ConfigError: ImageNet weights not found locally.
         ValueError: the weights file's auxiliary head does not fit torchvision's (names the keys).
     """
-    import torchvision
-    from torchvision.models.inception import InceptionAux
+    torchvision = vision_libs.torchvision()
+    InceptionAux = torchvision.models.inception.InceptionAux
 
     net = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=True, transform_input=False)
     if pretrained:
@@ -151,8 +152,7 @@ def build_backbone(name: str, pretrained: str | None = None, last_stride: int = 
         ConfigError: unknown name, or ImageNet weights not found locally.
     """
     if name.startswith("resnet"):
-        import torchvision
-
+        torchvision = vision_libs.torchvision()
         if name not in TORCHVISION_FILES:
             raise ConfigError(f"model.backbone: unknown {name!r}; valid: {list(BACKBONES)}")
         net = getattr(torchvision.models, name)(weights=None)
@@ -170,8 +170,7 @@ def build_backbone(name: str, pretrained: str | None = None, last_stride: int = 
         to_6e, to_7c, _ = inception_v3_parts(pretrained)
         return Backbone(nn.Sequential(to_6e, to_7c), 2048, name)
     if name == "efficientnet_lite0":
-        import timm
-
+        timm = vision_libs.timm()
         net = timm.create_model("tf_efficientnet_lite0", pretrained=False)
         if pretrained == "imagenet":
             load_lite0_imagenet(net)
