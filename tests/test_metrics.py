@@ -9,8 +9,10 @@ from vidreid.metrics import evaluate_rank
 
 
 def reference(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50):
-    """Per-query reference: stable sort, drop same pid + camid, then CMC/AP/INP by definition."""
-    cmc_all, aps, inps = [], [], []
+    """Per-query reference: stable sort, drop same pid + camid, then CMC/AP/INP by definition;
+    the trapezoid AP walks the kept ranking as compute_AP.m does (precision before the first
+    item is 1)."""
+    cmc_all, aps, inps, traps = [], [], [], []
     for i in range(len(q_pids)):
         order = sorted(range(len(g_pids)), key=lambda j: (distmat[i, j], j))
         kept = [j for j in order if not (g_pids[j] == q_pids[i] and g_camids[j] == q_camids[i])]
@@ -19,15 +21,20 @@ def reference(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50):
             continue
         first = m.index(True)
         cmc = [1.0 if r >= first else 0.0 for r in range(max_rank)]
-        hits, precs = 0, []
+        hits, precs, trap, old_p, old_rec = 0, [], 0.0, 1.0, 0.0
         for r, x in enumerate(m):
             if x:
                 hits += 1
                 precs.append(hits / (r + 1))
+            p, rec = hits / (r + 1), hits / sum(m)
+            trap += (rec - old_rec) * (old_p + p) / 2
+            old_p, old_rec = p, rec
         last = len(m) - 1 - m[::-1].index(True)
         cmc_all.append(cmc)
         aps.append(np.mean(precs))
         inps.append(hits / (last + 1))
+        traps.append(trap)
+    reference.trapezoid = float(np.mean(traps))
     return np.mean(cmc_all, 0), float(np.mean(aps)), float(np.mean(inps)), len(aps)
 
 
@@ -38,6 +45,11 @@ def test_hand_computed():
     # kept ranking: pid2, pid1, pid3, pid1 -> matches at ranks 2 and 4
     assert list(r.cmc) == [0, 1, 1, 1]
     assert r.mAP == pytest.approx((1 / 2 + 2 / 4) / 2)
+    # trapezoid: (recall step 1/2) x (precision just before + at the match) / 2 at each match
+    assert r.mAP_trapezoid == pytest.approx(0.5 * (0 / 1 + 1 / 2) / 2 + 0.5 * (1 / 3 + 2 / 4) / 2)
+    # a first match at rank 1: the precision before it is compute_AP.m's initial 1
+    r1 = evaluate_rank(d, [1], [1, 2, 1, 3, 1], [1], [2, 2, 1, 2, 2], max_rank=4)
+    assert r1.mAP_trapezoid == pytest.approx(0.5 * (1 + 1) / 2 + 0.5 * (1 / 3 + 2 / 4) / 2)
     assert r.mINP == pytest.approx(2 / 4)
     assert r.num_valid_queries == 1 and r.num_skipped_queries == 0
 
@@ -76,3 +88,35 @@ def test_randomized_against_reference(seed):
     assert r.num_valid_queries == nv
     np.testing.assert_allclose(r.cmc, cmc, atol=1e-6)
     assert abs(r.mAP - mAP) <= 1e-6 and abs(r.mINP - mINP) <= 1e-6
+    assert abs(r.mAP_trapezoid - reference.trapezoid) <= 1e-9 and r.mAP_trapezoid <= r.mAP + 1e-12
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_dtypes_compare_in_their_own_precision(dtype):
+    """float32 distances are compared as float32 (two values equal in float32 tie, as a sort of
+    the float32 matrix would order them); the result equals the reference on the same values."""
+    rng = np.random.default_rng(7)
+    Q, G = 30, 400
+    q_pids, g_pids = rng.integers(0, 10, Q), rng.integers(0, 12, G)
+    q_cam, g_cam = rng.integers(0, 3, Q), rng.integers(0, 3, G)
+    d = (rng.random((Q, G)) * 50).astype(dtype)
+    cmc, mAP, mINP, nv = reference(d, q_pids, g_pids, q_cam, g_cam, max_rank=20)
+    r = evaluate_rank(d, q_pids, g_pids, q_cam, g_cam, max_rank=20, chunk_size=7)
+    np.testing.assert_allclose(r.cmc, cmc, atol=1e-12)
+    assert abs(r.mAP - mAP) <= 1e-12 and abs(r.mAP_trapezoid - reference.trapezoid) <= 1e-12
+
+
+def test_many_matches_per_query_and_threads_agree():
+    """Queries with 1 to 150 matches (grouped by count internally) on 1 and 2 threads."""
+    rng = np.random.default_rng(11)
+    Q, G = 70, 900
+    g_pids = np.concatenate([np.full(150, 0), rng.integers(1, 40, G - 150)])
+    q_pids = rng.integers(0, 40, Q)
+    q_cam, g_cam = rng.integers(0, 4, Q), rng.integers(0, 4, G)
+    d = rng.random((Q, G))
+    cmc, mAP, mINP, nv = reference(d, q_pids, g_pids, q_cam, g_cam, max_rank=30)
+    for threads in (1, 2):
+        r = evaluate_rank(d, q_pids, g_pids, q_cam, g_cam, max_rank=30, chunk_size=16, num_threads=threads)
+        np.testing.assert_allclose(r.cmc, cmc, atol=1e-12)
+        assert abs(r.mAP - mAP) <= 1e-12 and abs(r.mINP - mINP) <= 1e-12
+        assert abs(r.mAP_trapezoid - reference.trapezoid) <= 1e-12

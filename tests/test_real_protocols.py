@@ -113,3 +113,92 @@ def test_prid_loader_with_real_splits_on_tiny_layout(tiny_tree, tmp_path):
     real = shared_path("prid2011", "splits_prid2011.json")
     with pytest.raises(DatasetError, match="person_0"):
         PRID2011(tiny_tree("prid2011"), splits_file=real)
+
+
+def _compute_ap_port(good_image, junk_image, index):
+    """A line-by-line port of compute_AP.m (liangzheng06/MARS-evaluation, utils/): 1-based
+    MATLAB loops become 0-based Python ones; ``index`` is the stable ascending sort of one
+    query's distances over the whole gallery. Returns (ap, cmc)."""
+    cmc = [0] * len(index)
+    ngood = len(good_image)
+    good, junk = set(good_image), set(junk_image)
+    old_recall, old_precision, ap, intersect_size, j, good_now, njunk = 0.0, 1.0, 0.0, 0, 0, 0, 0
+    for n in range(len(index)):
+        flag = 0
+        if index[n] in good:
+            for m in range(n - njunk, len(index)):
+                cmc[m] = 1
+            flag = 1
+            good_now += 1
+        if index[n] in junk:
+            njunk += 1
+            continue
+        if flag == 1:
+            intersect_size += 1
+        recall = intersect_size / ngood if ngood else float("nan")
+        precision = intersect_size / (j + 1)
+        ap = ap + (recall - old_recall) * ((old_precision + precision) / 2)
+        old_recall, old_precision = recall, precision
+        j += 1
+        if good_now == ngood:
+            return ap, cmc
+    return ap, cmc
+
+
+def _evaluation_mars_port(dist, label_gallery, label_query, cam_gallery, cam_query, max_rank=20):
+    """evaluation_mars.m, per query (dist is Q x G here; MATLAB's is G x Q): junk = gallery pid
+    -1 plus the query's pid in its own camera; the sort is stable, like MATLAB's."""
+    import numpy as np
+
+    aps, cmcs = [], []
+    junk0 = list(np.nonzero(label_gallery == -1)[0])
+    for k in range(dist.shape[0]):
+        pos = np.nonzero(label_gallery == label_query[k])[0]
+        good = pos[cam_gallery[pos] != cam_query[k]]
+        junk = junk0 + list(pos[cam_gallery[pos] == cam_query[k]])
+        index = np.argsort(dist[k], kind="stable")
+        ap, cmc = _compute_ap_port(list(good), junk, list(index[:len(index)]))
+        aps.append(ap)
+        cmcs.append(cmc[:max_rank])
+    return np.array(aps), np.array(cmcs, float)
+
+
+def test_map_trapezoid_equals_official_compute_ap_on_real_mars(tmp_path):
+    """mAP_trapezoid equals the port of the official code on the real MARS test metadata and
+    official gallery (a subset of the queries, against all 11,310 gallery tracklets), with
+    features quantised so that many distances tie exactly, junk in the gallery, and one query
+    made to have only junk matches (the official code gives NaN for it; vidreid skips and
+    counts it). CMC equals too, and the non-interpolated mAP is never below it."""
+    import numpy as np
+
+    from vidreid.metrics import evaluate_rank
+
+    (tmp_path / "info").symlink_to(shared_path("mars_info"))
+    s = MARS(tmp_path, verify_files=False).split()
+    f = lambda ts, a: np.array([getattr(t, a) for t in ts])  # noqa: E731
+    qp, gp, qc, gc = f(s.query, "pid"), f(s.gallery, "pid"), f(s.query, "camid"), f(s.gallery, "camid")
+    rng = np.random.default_rng(3)
+    pick = np.sort(rng.choice(len(qp), 120, replace=False))
+    qp, qc = qp[pick], qc[pick].copy()
+    # pid-dependent features with noise, rounded so distances tie
+    ids = np.unique(np.concatenate([qp, gp]))
+    centre = {p: rng.standard_normal(8) for p in ids}
+    gfeat = np.round(np.stack([centre[p] for p in gp]) + 1.2 * rng.standard_normal((len(gp), 8)))
+    qfeat = np.round(np.stack([centre[p] for p in qp]) + 1.2 * rng.standard_normal((len(qp), 8)))
+    d = ((qfeat[:, None, :] - gfeat[None, :, :]) ** 2).sum(-1)
+    assert (d[0][:, None] == d[0][None, :]).sum() > 10 * len(gp)  # ties, plenty
+    # query 0: all its same-pid gallery items moved into its own camera, so they are all junk
+    gp_mod, gc_mod = gp.copy(), gc.copy()
+    gc_mod[gp_mod == qp[0]] = qc[0]
+    # junk of the official code's other kind (pid -1) in the gallery: 40 items relabelled
+    junk_idx = rng.choice(np.nonzero(gp_mod != qp[0])[0], 40, replace=False)
+    gp_mod[junk_idx] = -1
+    aps, cmcs = _evaluation_mars_port(d, gp_mod, qp, gc_mod, qc)
+    assert np.isnan(aps[0]) and not np.isnan(aps[1:]).any()
+    # vidreid's loader removes pid -1 from the gallery (as evaluation_mars.m's junk0 does)
+    keep = gp_mod != -1
+    r = evaluate_rank(d[:, keep], qp, gp_mod[keep], qc, gc_mod[keep], max_rank=20)
+    assert r.num_skipped_queries == 1 and r.num_valid_queries == len(qp) - 1
+    np.testing.assert_allclose(r.mAP_trapezoid, aps[1:].mean(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(r.cmc, cmcs[1:].mean(0), rtol=0, atol=1e-12)
+    assert r.mAP >= r.mAP_trapezoid and r.mAP - r.mAP_trapezoid > 1e-3

@@ -112,7 +112,7 @@ def _cmd_train(a) -> int:
 
 
 def _train(a, cfg, rank: int) -> int:
-    from .engine.evaluator import format_table
+    from .engine.evaluator import format_table, headline
     from .engine.trainer import Trainer, train_all_splits
 
     say = print if rank == 0 else (lambda *x, **k: None)  # the other ranks train alongside; rank 0 reports
@@ -136,13 +136,14 @@ def _train(a, cfg, rank: int) -> int:
         row = dict(res, dataset=cfg.data.dataset, model=cfg.model.name,
                    protocol=split_label(cfg.data.split_id, tr.split.num_splits))
     say(format_table([row]))
+    say(headline(row, cfg))
     say(f"metrics: {Path(cfg.train.output_dir) / 'metrics.json'}")
     return 0
 
 
 def _cmd_test(a) -> int:
     from .data.datasets import build_dataset_from_config
-    from .engine.evaluator import evaluate_split, format_table, pick_device, summarize, write_json
+    from .engine.evaluator import evaluate_split, format_table, headline, pick_device, summarize, write_json
     from .engine.reports import plot_cmc, write_visrank
     from .engine.trainer import check_train_test_overlap
 
@@ -164,7 +165,7 @@ def _cmd_test(a) -> int:
         per.append(r)
     name = cfg.model.name + (" + re-ranking" if cfg.test.rerank else "") + (" (pairwise)" if cfg.test.mode == "pairwise" else "")
     res = {"per_split": per, "summary": summarize(per), "dataset": cfg.data.dataset, "model": name,
-           "checkpoint": a.checkpoint}
+           "checkpoint": a.checkpoint, "headline_map": cfg.test.headline_map}
     # the table first: a failed write (e.g. a full disk) must not lose the numbers
     if len(per) > 1:
         print(format_table([dict(r, dataset=cfg.data.dataset, model=name, protocol=split_label(r["split_id"], ds.num_splits))
@@ -172,7 +173,8 @@ def _cmd_test(a) -> int:
         print()
     row = dict(res["summary"], dataset=cfg.data.dataset, model=name,
                protocol=f"mean ± std of {len(splits)} splits" if len(splits) > 1 else split_label(splits[0], ds.num_splits))
-    print(format_table([row]), flush=True)
+    print(format_table([row]))
+    print(headline(res["summary"], cfg), flush=True)
     write_json(res, out_dir / "metrics.json")
     png = plot_cmc(per, out_dir / "cmc.png", title=f"{cfg.data.dataset}: {name}")
     print(f"metrics: {out_dir / 'metrics.json'}; CMC curve: {png}")
@@ -281,6 +283,7 @@ def _cmd_match(a) -> int:
     if r is not None:
         res.update(r)
         print(f"with the known pids: rank-1 {100 * r['rank1']:.1f}, mAP {100 * r['mAP']:.1f} "
+              f"(trapezoid {100 * r['mAP_trapezoid']:.1f}) "
               f"({r['valid_queries']} queries with a match, {r['skipped_queries']} without)")
     elif known:
         print("with the known pids: no query has a match in the gallery (other than itself); no rank-1 / mAP")

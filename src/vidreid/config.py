@@ -112,6 +112,10 @@ class TestConfig:
     rerank_k2: int = 6
     rerank_lambda: float = 0.3
     allow_train_overlap: bool = False  # evaluate a checkpoint on test people it was trained on (else an error)
+    # the mAP a recipe's paper reported, named first in reports (both are always computed; metrics/rank.py):
+    # mAP (mean precision at each match: torchreid, fast-reid, AP3D) | mAP_trapezoid (compute_AP.m, the
+    # official MARS / Market-1501 evaluation code)
+    headline_map: str = "mAP"
 
 
 @dataclass
@@ -319,6 +323,7 @@ def validate_config(cfg: DictConfig) -> DictConfig:
     need(0.0 <= t.rerank_lambda <= 1.0, "test.rerank_lambda", "must be in [0, 1]")
     need(t.distance in ("euclidean", "cosine"), "test.distance", "must be euclidean or cosine")
     need(t.mode in ("embedding", "pairwise"), "test.mode", "must be embedding or pairwise")
+    need(t.headline_map in ("mAP", "mAP_trapezoid"), "test.headline_map", "must be mAP or mAP_trapezoid")
     need(tr.log_every >= 1, "train.log_every", "must be >= 1")
     if str(tr.amp).lower() in ("false", "off", "none", "no"):  # YAML reads a bare off as false
         tr.amp = "off"

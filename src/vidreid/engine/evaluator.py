@@ -123,7 +123,8 @@ def query_gallery_distances(model, split: ReIDSplit, cfg, device="cpu", progress
 def evaluate_split(model, split: ReIDSplit, cfg, device="cpu", progress: bool = False, keep: bool = False) -> dict:
     """Evaluate ``model`` on one split's query and gallery.
 
-    Returns a dict: rank1/5/10/20, mAP, mINP (fractions), the CMC curve, num_valid_queries,
+    Returns a dict: rank1/5/10/20, mAP, mAP_trapezoid, mINP (fractions; the two mAP formulas
+    in :mod:`vidreid.metrics.rank`), the CMC curve, num_valid_queries,
     num_skipped_queries, num_query, num_gallery, split_id; with ``keep`` also ``_distmat`` (the
     distances, for reports).
     """
@@ -148,7 +149,7 @@ def evaluate_split(model, split: ReIDSplit, cfg, device="cpu", progress: bool = 
 
 def summarize(per_split: list[dict]) -> dict:
     """Mean and (population) std over splits of every scalar metric."""
-    keys = [f"rank{k}" for k in REPORT_RANKS] + ["mAP", "mINP"]
+    keys = [f"rank{k}" for k in REPORT_RANKS] + ["mAP", "mAP_trapezoid", "mINP"]
     summary = {"num_splits": len(per_split)}
     for k in keys:
         v = np.array([r[k] for r in per_split], float)
@@ -159,9 +160,11 @@ def summarize(per_split: list[dict]) -> dict:
 
 
 def format_table(rows: list[dict], title: str = "") -> str:
-    """A Markdown table of result rows (each with 'dataset', 'protocol', 'model' and metrics)."""
-    head = "| dataset | protocol | model | rank-1 | rank-5 | rank-10 | rank-20 | mAP | mINP | queries |"
-    lines = ([f"### {title}", ""] if title else []) + [head, "|---|---|---|---|---|---|---|---|---|---|"]
+    """A Markdown table of result rows (each with 'dataset', 'protocol', 'model' and metrics):
+    both mAP formulas, ``mAP`` (mean precision at each match) and ``mAP trapz``
+    (``mAP_trapezoid``: the official MARS / Market-1501 code's), in %."""
+    head = "| dataset | protocol | model | rank-1 | rank-5 | rank-10 | rank-20 | mAP | mAP trapz | mINP | queries |"
+    lines = ([f"### {title}", ""] if title else []) + [head, "|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def f(r, k):
         s = f"{100 * r[k]:.1f}"
@@ -171,8 +174,20 @@ def format_table(rows: list[dict], title: str = "") -> str:
 
     for r in rows:
         lines.append(f"| {r['dataset']} | {r['protocol']} | {r['model']} | {f(r, 'rank1')} | {f(r, 'rank5')} | "
-                     f"{f(r, 'rank10')} | {f(r, 'rank20')} | {f(r, 'mAP')} | {f(r, 'mINP')} | {r['num_valid_queries']} |")
+                     f"{f(r, 'rank10')} | {f(r, 'rank20')} | {f(r, 'mAP')} | {f(r, 'mAP_trapezoid')} | {f(r, 'mINP')} | "
+                     f"{r['num_valid_queries']} |")
     return "\n".join(lines)
+
+
+MAP_FORMULAS = {"mAP": "mean precision at each match (torchreid, fast-reid, AP3D)",
+                "mAP_trapezoid": "trapezoid rule, compute_AP.m (the official MARS / Market-1501 code)"}
+
+
+def headline(summary: dict, cfg) -> str:
+    """One line naming the mAP of ``test.headline_map`` (the formula the recipe's paper used,
+    docs/FIDELITY.md) with its value from a summary or per-split dict."""
+    key = cfg.test.headline_map
+    return f"headline mAP ({key}: {MAP_FORMULAS[key]}): {100 * summary[key]:.2f}"
 
 
 def write_json(obj, path: str | Path) -> None:

@@ -743,7 +743,8 @@ class Trainer:
                     self._save(ckpt)
                 if cfg.test.eval_every and self.epoch % cfg.test.eval_every == 0 and self.epoch < total_epochs:
                     m = self.evaluate()
-                    self._log({"epoch": self.epoch, "step": self.global_step, "eval_rank1": m["rank1"], "eval_mAP": m["mAP"]}, writer)
+                    self._log({"epoch": self.epoch, "step": self.global_step, "eval_rank1": m["rank1"], "eval_mAP": m["mAP"],
+                                "eval_mAP_trapezoid": m["mAP_trapezoid"]}, writer)
                 if stop_after_epochs is not None and self.epoch >= stop_after_epochs and self.epoch < total_epochs:
                     return {"stopped_at_epoch": self.epoch}
             metrics = self.evaluate()

@@ -190,7 +190,8 @@ def known_pid_metrics(q: Embeddings, g: Embeddings, metric: str = "euclidean", c
     unknown pid (-1) have no true match.
 
     Returns:
-        ``{"rank1", "rank5", "mAP", "valid_queries", "skipped_queries"}`` (fractions in [0, 1]),
+        ``{"rank1", "rank5", "mAP", "mAP_trapezoid", "valid_queries", "skipped_queries"}``
+        (fractions in [0, 1]; the two mAP formulas of :mod:`vidreid.metrics.rank`),
         or None when no pids are known or no query has a match left in the gallery.
     """
     from ..metrics.rank import evaluate_rank
@@ -206,7 +207,7 @@ def known_pid_metrics(q: Embeddings, g: Embeddings, metric: str = "euclidean", c
     except ValueError:  # evaluate_rank: no valid query
         return None
     return {"rank1": float(r.cmc[0]), "rank5": float(r.cmc[min(4, len(r.cmc) - 1)]), "mAP": float(r.mAP),
-            "valid_queries": int(r.num_valid_queries), "skipped_queries": int(r.num_skipped_queries)}
+            "mAP_trapezoid": float(r.mAP_trapezoid), "valid_queries": int(r.num_valid_queries), "skipped_queries": int(r.num_skipped_queries)}
 
 
 def assign_identities(e: Embeddings, threshold: float, metric: str = "euclidean", groups: str = "camera") -> np.ndarray:
