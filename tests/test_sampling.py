@@ -132,3 +132,31 @@ def test_real_mars_short_tracklets_now_vary():
     rng = np.random.default_rng(0)
     for length in sorted(set(n[frozen].tolist()))[:40]:
         assert len({tuple(s(length, rng)) for _ in range(30)}) > 1, length
+
+
+@pytest.mark.parametrize("n", [1, 3, 7, 8, 9, 15, 20, 31, 32, 33, 63, 64, 65, 100, 250])
+@pytest.mark.parametrize("L,stride", [(8, 4), (8, 1), (4, 8), (32, 1)])
+def test_clip_plan_as_trained_takes_every_frame_once_in_full_clips(n, L, stride):
+    s = TemporalSampler("all", L, train=False, stride=stride, clips="as_trained")
+    plan = s.clip_plan(n)
+    taken = np.concatenate([idx[take] for idx, take in plan])
+    assert sorted(taken.tolist()) == list(range(n))  # every frame exactly once
+    for idx, take in plan:
+        assert len(idx) == L and len(take) == L  # always the training length
+        assert (np.diff(idx) >= 0).all() and idx.min() >= 0 and idx.max() < n
+        if n >= L:
+            step = set(np.diff(idx).tolist())
+            assert len(step) == 1 and step.pop() == max(1, min(stride, n // L))  # one stride, as trained
+
+
+@pytest.mark.parametrize("n", [1, 5, 32, 33, 70])
+def test_clip_plan_ap3d_is_consecutive_with_a_shorter_last_clip(n):
+    plan = TemporalSampler("all", 32, train=False).clip_plan(n)
+    assert [len(i) for i, _ in plan] == [min(32, n - s) for s in range(0, n, 32)]
+    assert np.concatenate([i for i, _ in plan]).tolist() == list(range(n))
+    assert all(t.all() for _, t in plan)
+
+
+def test_clip_plan_rejects_unknown_name():
+    with pytest.raises(ConfigError, match="sampling.clips"):
+        TemporalSampler("all", 8, train=False, clips="bogus")

@@ -206,3 +206,27 @@ def test_clip_path_uint8_workers_equal_the_float_transform(tiny_tree):
     with torch.inference_mode():
         want = torch.cat([m(ds[i]["clip"][None]).embedding for i in range(len(ds))])
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_3d_cnn_all_frames_as_trained_plan(tiny_tree):
+    """clips=as_trained: the embedding is the head of the mean, over the tracklet's frames, of the
+    per-frame features each frame gets in its one clip of the plan (every clip seq_len frames)."""
+    root = tiny_tree("prid2011")
+    split = build_dataset("prid2011", root).split(0)
+    t = max(split.query, key=len)
+    torch.manual_seed(0)
+    model = _perturb_bn(create_model("strf", num_classes=0, layers=[1, 3, 3, 1], blocks3d=[[], [0, 2], [0, 2], []],
+                                     strf_blocks=[[0], [0, 2], [0, 2], [0]]))
+    tf = ClipTransform(H, W, train=False)
+    clip = ClipDataset(root, [t], TemporalSampler("all", train=False), tf)[0]["clip"]
+    sampler = TemporalSampler("all", seq_len=4, train=False, stride=2, clips="as_trained")
+    plan = sampler.clip_plan(len(t))
+    assert len(plan) > 1 and any(not take.all() for _, take in plan)  # an overlapping last block
+    with torch.no_grad():
+        feats = torch.zeros(len(t), model.dim)
+        for idx, take in plan:
+            f = model.clip_frame_features(clip[torch.from_numpy(idx)][None])[0]
+            feats[torch.from_numpy(idx[take])] = f[torch.from_numpy(take)]
+        ref = model.head(feats.mean(0, keepdim=True)).embedding[0]
+    got = extract_features(model, root, [t], sampler, tf, batch_size=8, num_workers=0)[0]
+    assert _rel(got, ref) <= 1e-4

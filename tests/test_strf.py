@@ -221,3 +221,80 @@ def test_mars_recipe_is_the_papers():
     assert c.data.augment.erase_p == 0.0 and c.loss[0]["label_smoothing"] == 0.0
     assert (c.data.test_sampling.strategy, c.data.test_sampling.seq_len) == ("all", 32)
     assert load_config("strf/ablation/mask_cosine").model.args.strf_mask_norm == "cosine"
+
+
+def _mask_rowmax(model, clips) -> dict:
+    """Mean row maximum of every FFM's mask over ``clips`` (each (T, 3, H, W)), per kind (t / s)."""
+    seen: dict = {"t": [], "s": []}
+    orig = FFM.mask
+
+    def rec(self, f):
+        m = orig(self, f)
+        seen[self.dim].append(float(m.amax(-1).mean()))
+        return m
+
+    FFM.mask = rec
+    try:
+        with torch.no_grad():
+            for c in clips:
+                model.clip_frame_features(c[None])
+    finally:
+        FFM.mask = orig
+    return {k: sum(v) / len(v) for k, v in seen.items()}
+
+
+def test_test_time_masks_match_training_masks():
+    """STRF's masks sum kappa T^T T over channels x frames (Eq. 3), so their sharpness depends on
+    the clip length. Tested as trained (clips of the training T = 8, stride 4, data/sampling.py
+    clip_plan), the masks have the statistics of training clips of the same content; AP3D's
+    32-frame clips make them far sharper (the confound the as_trained plan removes)."""
+    import numpy as np
+
+    from vidreid.data.sampling import TemporalSampler
+
+    torch.manual_seed(0)
+    model = create_model("strf", num_classes=0, layers=[1, 2, 2, 1], blocks3d=[[], [0], [0], []],
+                         strf_blocks=[[0], [0], [0], [0]]).eval()
+    with torch.no_grad():  # trained-size factorized features (a fresh init gives near-uniform masks)
+        for ffm in model.modules():
+            if isinstance(ffm, FFM):
+                ffm.reduce.weight.mul_(3.0)
+    # a smooth moving pattern: frames are shifted copies of one image plus noise
+    base = F.interpolate(torch.randn(1, 3, 16, 8), size=(64, 32), mode="bilinear", align_corners=False)[0]
+    video = torch.stack([torch.roll(base, shifts=i // 3, dims=2) + 0.1 * torch.randn_like(base) for i in range(72)])
+    rng = np.random.default_rng(0)
+    train = TemporalSampler("random_consecutive", 8, train=True, stride=4)
+    train_stats = _mask_rowmax(model, [video[torch.from_numpy(train(len(video), rng))] for _ in range(8)])
+    as_trained = TemporalSampler("all", 8, train=False, stride=4, clips="as_trained").clip_plan(len(video))
+    ap3d = TemporalSampler("all", 32, train=False).clip_plan(len(video))
+    test_stats = _mask_rowmax(model, [video[torch.from_numpy(i)] for i, _ in as_trained])
+    ap3d_stats = _mask_rowmax(model, [video[torch.from_numpy(i)] for i, _ in ap3d])
+    for kind in ("t", "s"):
+        assert abs(test_stats[kind] - train_stats[kind]) / train_stats[kind] < 0.05, (kind, test_stats, train_stats)
+    # the 32-frame protocol: far from training (sharper masks)
+    for kind in ("t", "s"):
+        assert (ap3d_stats[kind] - train_stats[kind]) / train_stats[kind] > 0.3, (kind, ap3d_stats, train_stats)
+
+
+def test_ap3d_head_by_default_and_bnneck_selectable():
+    """AP3D's head (models/ResNet.py): spatial max pool per frame, temporal mean, BN with a
+    learned bias, classifier with bias; the triplet input (features) is the BN output."""
+    torch.manual_seed(0)
+    m = create_model("resnet3d", num_classes=5, layers=[1, 1, 1, 1], blocks3d=[[], [0], [0], []]).train()
+    assert m.neck.bias.requires_grad and m.classifier.bias is not None
+    clip = torch.randn(3, 4, 3, 64, 32)
+    out = m(clip)
+    m.eval()
+    with torch.no_grad():
+        pooled = m.feature_maps(clip).amax((3, 4)).mean(2)
+        ev = m(clip)
+        torch.testing.assert_close(ev.embedding, m.neck(pooled.detach()))
+        torch.testing.assert_close(ev.features, ev.embedding)
+    assert out.logits.shape == (3, 5)
+    b = create_model("resnet3d", num_classes=5, layers=[1, 1, 1, 1], blocks3d=[[], [0], [0], []], head="bnneck").eval()
+    assert not b.neck.bias.requires_grad and b.classifier.bias is None
+    with torch.no_grad():
+        o = b(clip)
+        torch.testing.assert_close(o.features, b.feature_maps(clip).mean((2, 3, 4)))
+    with pytest.raises(Exception, match="model.head"):
+        create_model("resnet3d", head="gap")

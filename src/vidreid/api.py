@@ -98,16 +98,14 @@ class ReIDModel:
         if self.cfg.data.flow:
             raise ConfigError(f"data.flow={self.cfg.data.flow}: this model takes optical flow, which embed() does not "
                               "compute from raw frames; evaluate it on a dataset with `vidreid flow` + `vidreid test`")
-        from .data.sampling import TemporalSampler
         from .data.tracklet import Tracklet
-        from .engine.evaluator import amp_dtype, autocast, make_test_transform
+        from .engine.evaluator import amp_dtype, autocast, make_test_transform, test_sampler
         from .inference.features import extract_features
 
         items = [_as_frames(x, k) for k, x in enumerate(tracklets)]
         if not items:
             raise DatasetError("embed: no tracklets given")
         cfg = self.cfg
-        ts = cfg.data.test_sampling
         with tempfile.TemporaryDirectory(prefix="vidreid_embed_") as tmp:
             tr = []
             for k, it in enumerate(items):
@@ -126,7 +124,7 @@ class ReIDModel:
                 tr.append(Tracklet(tuple(it), -1, -1, f"tracklet_{k}"))
             with autocast(self.device, amp_dtype(cfg.train.amp, self.device)):
                 return extract_features(
-                    self.model, "/", tr, TemporalSampler(ts.strategy, ts.seq_len, train=False, stride=ts.stride),
+                    self.model, "/", tr, test_sampler(cfg),
                     make_test_transform(cfg, self.model), batch_size=batch_size or cfg.test.batch_size,
                     num_workers=cfg.data.num_workers if num_workers is None else num_workers, device=self.device,
                     channels_last=cfg.train.channels_last, progress=len(tr) > 200 if progress is None else progress)

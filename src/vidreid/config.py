@@ -31,6 +31,10 @@ class SamplingConfig:
     seq_len: int = 8
     stride: int = 1
     short: str = "random"  # random_consecutive training draws on short tracklets: random (AP3D's rule) | stretch
+    # test_sampling, strategy all, clip models (3D CNNs): ap3d (AP3D's test-all: consecutive clips of
+    # seq_len, the last shorter) | as_trained (clips of train_sampling's seq_len and stride, every frame once:
+    # data/sampling.py clip_plan; test_sampling's own seq_len and stride are then unused)
+    clips: str = "ap3d"
 
 
 @dataclass
@@ -302,6 +306,7 @@ def validate_config(cfg: DictConfig) -> DictConfig:
     need(d.mars_gallery in ("all_test", "exclude_query"), "data.mars_gallery", "must be all_test or exclude_query")
     need(d.sampler in ("pk", "pairs"), "data.sampler", "must be pk or pairs")
     need(d.transfer in ("auto", "uint8", "float"), "data.transfer", "must be auto, uint8 or float")
+    need(d.test_sampling.clips in ("ap3d", "as_trained"), "data.test_sampling.clips", "must be ap3d or as_trained")
     for key in ("data.train_sampling", "data.test_sampling"):
         for f in ("seq_len", "stride"):
             need(OmegaConf.select(cfg, f"{key}.{f}") >= 1, f"{key}.{f}", "must be >= 1")

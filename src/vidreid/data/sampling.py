@@ -21,7 +21,11 @@ Strategies (config key ``strategy``):
 * ``restricted_random``: the tracklet cut into ``seq_len`` equal chunks, one random frame per
   chunk (test: the first frame of each chunk). Li et al., CVPR 2018, Sec. 3.1.
 * ``evenly``: ``seq_len`` frames at an even stride (deterministic).
-* ``all``: every frame; feature extraction processes it in fixed-size chunks.
+* ``all``: every frame; feature extraction processes it in fixed-size chunks. For 3D CNNs
+  (clip models) ``clips`` says how the tracklet is cut into clips (:meth:`TemporalSampler.clip_plan`):
+  ``ap3d``, AP3D's ``test-all.py`` (consecutive clips of ``seq_len`` frames, the last one
+  shorter), or ``as_trained``, clips of exactly ``seq_len`` frames ``stride`` apart, as the
+  training draws are, covering every frame once.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import numpy as np
 from ..errors import ConfigError
 
 STRATEGIES = ("random_consecutive", "restricted_random", "evenly", "all")
+CLIP_PLANS = ("ap3d", "as_trained")
 
 
 def _stretch(n: int, L: int) -> np.ndarray:
@@ -48,8 +53,9 @@ class TemporalSampler:
         stride: ``random_consecutive`` only: step between the consecutive frames (1 = adjacent).
         short: ``random_consecutive`` training draws on short tracklets: ``random`` (AP3D's
             rule, see the module doc) or ``stretch``.
+        clips: ``all`` for clip models: ``ap3d`` or ``as_trained`` (:meth:`clip_plan`).
     Raises:
-        ConfigError: unknown strategy or short rule, or seq_len < 1.
+        ConfigError: unknown strategy, short rule or clip plan, or seq_len < 1.
     """
 
     strategy: str = "random_consecutive"
@@ -57,18 +63,65 @@ class TemporalSampler:
     train: bool = True
     stride: int = 1
     short: str = "random"
+    clips: str = "ap3d"
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"sampling.strategy: unknown {self.strategy!r}; valid: {list(STRATEGIES)}")
         if self.short not in ("random", "stretch"):
             raise ConfigError(f"sampling.short: must be random or stretch, got {self.short!r}")
+        if self.clips not in CLIP_PLANS:
+            raise ConfigError(f"sampling.clips: must be one of {list(CLIP_PLANS)}, got {self.clips!r}")
         if self.seq_len < 1 or self.stride < 1:
             raise ConfigError(f"sampling.seq_len and sampling.stride must be >= 1, got {self.seq_len}, {self.stride}")
 
     @property
     def fixed_length(self) -> bool:
         return self.strategy != "all"
+
+    def clip_plan(self, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """How the all-frame test of a clip model (a 3D CNN) cuts a tracklet of ``n`` frames.
+
+        Returns:
+            a list of clips, each ``(idx, take)``: ``idx`` int64 frame indices in temporal order,
+            ``take`` a bool array of the same length marking the positions whose per-frame
+            feature is used. Every frame is taken exactly once over the plan, so averaging the
+            taken features weights every frame alike.
+
+        ``clips="ap3d"`` (AP3D, Gu et al. ECCV 2020, ``test-all.py``): consecutive clips of
+        ``seq_len`` frames, the last one shorter; every position taken.
+
+        ``clips="as_trained"``: every clip has exactly ``seq_len`` frames ``s`` apart, as the
+        training draws of ``random_consecutive`` do, so a model whose computation depends on
+        the clip length (STRF's masks sum over the clip's frames, Eq. 3) sees at test what it
+        saw in training. ``s`` is ``stride``, lowered to ``n // seq_len`` (at least 1) when the
+        tracklet is too short. Blocks of ``seq_len * s`` frames are split into their ``s``
+        interleaved clips; a remainder is covered by the block ending at the last frame, taking
+        only its frames not yet covered. A tracklet shorter than ``seq_len`` gives one clip with
+        frames repeated in place, each frame taken at its first position.
+        """
+        L = self.seq_len
+        if self.clips == "ap3d":
+            return [(np.arange(s, min(s + L, n), dtype=np.int64), np.ones(min(L, n - s), bool)) for s in range(0, n, L)]
+        if n < L:
+            idx = _stretch(n, L)
+            take = np.ones(L, bool)
+            take[1:] = idx[1:] != idx[:-1]
+            return [(idx, take)]
+        s = max(1, min(self.stride, n // L))
+        span = L * s
+        plan, covered = [], 0
+        for b0 in range(0, n - span + 1, span):
+            plan += [(b0 + p + s * np.arange(L, dtype=np.int64), np.ones(L, bool)) for p in range(s)]
+            covered = b0 + span
+        if covered < n:
+            b0 = n - span
+            for p in range(s):
+                idx = b0 + p + s * np.arange(L, dtype=np.int64)
+                take = idx >= covered
+                if take.any():
+                    plan.append((idx, take))
+        return plan
 
     def __call__(self, n: int, rng: np.random.Generator | None = None) -> np.ndarray:
         """Frame indices (int64, shape (seq_len,), or (n,) for ``all``) for a tracklet of ``n`` frames.

@@ -63,6 +63,17 @@ def _extract(model, root, tracklets, sampler, tf, **kw) -> torch.Tensor:
     return out
 
 
+def test_sampler(cfg) -> TemporalSampler:
+    """The test temporal sampler of a config (``data.test_sampling``). With ``clips:
+    as_trained`` the clip length and stride are the training draw's (``data.train_sampling``):
+    a 3D CNN is tested on clips as it was trained on them (data/sampling.py ``clip_plan``)."""
+    ts = cfg.data.test_sampling
+    if ts.clips == "as_trained":
+        tr = cfg.data.train_sampling
+        return TemporalSampler(ts.strategy, tr.seq_len, train=False, stride=tr.stride, clips="as_trained")
+    return TemporalSampler(ts.strategy, ts.seq_len, train=False, stride=ts.stride, clips=ts.clips)
+
+
 def make_test_transform(cfg, model) -> ClipTransform:
     mean, std = getattr(model, "input_norm", ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)))
     return ClipTransform(cfg.data.height, cfg.data.width, train=False, mean=tuple(mean), std=tuple(std),
@@ -81,8 +92,7 @@ def query_gallery_distances(model, split: ReIDSplit, cfg, device="cpu", progress
         ConfigError: unknown distance or mode, pairwise mode for a model without it, or
             re-ranking combined with pairwise mode.
     """
-    ts = cfg.data.test_sampling
-    sampler = TemporalSampler(ts.strategy, ts.seq_len, train=False, stride=ts.stride)
+    sampler = test_sampler(cfg)
     tf = make_test_transform(cfg, model)
     t = cfg.test
     if t.distance not in ("euclidean", "cosine"):

@@ -16,11 +16,12 @@ batch of frames whatever the tracklet's length:
   video were used"), RRU + STIM Sec. 4.1 ("using all frames of one video sequence"), ASTPN
   Sec. 3.3 ("copy the sequence to form a pair"). The embedding equals ``model(clip)`` on all
   frames at once (tests/test_streaming.py).
-* *clip-decomposable* 3D CNNs (``clip_decomposable = True``: C2D/I3D/P3D, STRF): AP3D's
-  all-frame test (Gu et al., ECCV 2020, ``test-all.py``, the reference STRF builds on): the
-  tracklet is cut into consecutive clips of ``seq_len`` frames (AP3D: 32), the last one
-  *shorter*, not stretched; the per-frame features of all clips are averaged over the
-  tracklet's frames (so each clip weighs by its real frames) and the BN-neck applied.
+* *clip-decomposable* 3D CNNs (``clip_decomposable = True``: C2D/I3D/P3D, STRF): the tracklet
+  is cut into clips by the sampler's :meth:`~vidreid.data.sampling.TemporalSampler.clip_plan`:
+  AP3D's all-frame test (Gu et al., ECCV 2020, ``test-all.py``: consecutive clips of
+  ``seq_len`` frames, AP3D: 32, the last one shorter) or clips of exactly the training length
+  and stride (``clips: as_trained``); the per-frame features the plan takes (every frame once)
+  are averaged over the tracklet's frames and the head (BN-neck) applied.
 * any other model (e.g. STAN, whose enhancement is built for N frames): consecutive clips of
   ``seq_len`` frames, the last one stretched to ``seq_len`` by repeating frames in place, clip
   embeddings averaged with weights equal to each clip's number of *real* frames.
@@ -67,15 +68,33 @@ class StreamingModel(Protocol):
     def stream_finish(self, state: Any) -> torch.Tensor: ...
 
 
-class _ChunkDataset(Dataset):
-    """Consecutive ``seq_len``-frame chunks of every tracklet. Item: (clip (L', 3, H, W), tracklet
-    index, real frames n[, flow]). ``stretch``: the last, shorter chunk is stretched to L' =
-    ``seq_len`` by repeating frames in place; otherwise it keeps its n real frames (L' = n)."""
+class _PlanDataset(Dataset):
+    """The clips of every tracklet's :meth:`TemporalSampler.clip_plan`. Item: (clip (L', 3, H, W),
+    tracklet index, take (L',) bool[, flow])."""
 
-    def __init__(self, root, tracklets: list[Tracklet], seq_len: int, transform: ClipTransform, flow=None,
-                 stretch: bool = True):
+    def __init__(self, root, tracklets: list[Tracklet], sampler: TemporalSampler, transform: ClipTransform, flow=None):
+        self.root, self.tracklets, self.tf, self.flow = Path(root), tracklets, transform, flow
+        self.items = [(k, idx, take) for k, t in enumerate(tracklets) for idx, take in sampler.clip_plan(len(t))]
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        k, idx, take = self.items[i]
+        t = self.tracklets[k]
+        frames = np.stack([read_frame(self.root / t.frames[j], self.tf.height, self.tf.width) for j in idx])
+        flows = None if self.flow is None else np.stack([self.flow.read(t.frames[j], self.tf.height, self.tf.width) for j in idx])
+        clip, fl = self.tf(frames, self.tf.draw(None), flow=flows)
+        return (clip, k, torch.from_numpy(take)) if fl is None else (clip, k, torch.from_numpy(take), fl)
+
+
+class _ChunkDataset(Dataset):
+    """Consecutive ``seq_len``-frame chunks of every tracklet, the last, shorter one stretched to
+    ``seq_len`` by repeating frames in place. Item: (clip (seq_len, 3, H, W), tracklet index,
+    real frames n[, flow])."""
+
+    def __init__(self, root, tracklets: list[Tracklet], seq_len: int, transform: ClipTransform, flow=None):
         self.root, self.tracklets, self.L, self.tf, self.flow = Path(root), tracklets, seq_len, transform, flow
-        self.stretch = stretch
         self.items = [(k, s) for k, t in enumerate(tracklets) for s in range(0, len(t), seq_len)]
 
     def __len__(self):
@@ -85,7 +104,7 @@ class _ChunkDataset(Dataset):
         k, s = self.items[i]
         t = self.tracklets[k]
         n = min(self.L, len(t) - s)
-        idx = s + (np.arange(self.L) * n) // self.L if self.stretch else s + np.arange(n)
+        idx = s + (np.arange(self.L) * n) // self.L
         frames = np.stack([read_frame(self.root / t.frames[j], self.tf.height, self.tf.width) for j in idx])
         flows = None if self.flow is None else np.stack([self.flow.read(t.frames[j], self.tf.height, self.tf.width) for j in idx])
         clip, fl = self.tf(frames, self.tf.draw(None), flow=flows)
@@ -258,22 +277,23 @@ def extract_features(model: torch.nn.Module, root, tracklets: list[Tracklet], sa
     # RGB clips leave the workers as uint8 and are normalised where the model runs
     tf8 = dataclasses.replace(transform, uint8_out=True)
     if sampler.strategy == "all" and getattr(model, "clip_decomposable", False):
-        # AP3D's all-frame test: consecutive clips, the last one shorter; per-frame features
-        # averaged over all frames of the tracklet, then the head (BN-neck)
-        ds = _ChunkDataset(root, tracklets, sampler.seq_len, tf8, flow, stretch=False)
+        # the sampler's clip plan (AP3D's test-all, or clips as trained); the per-frame features
+        # it takes (every frame once) averaged over the tracklet's frames, then the head (BN-neck)
+        ds = _PlanDataset(root, tracklets, sampler, tf8, flow)
         sums, counts = None, torch.zeros(N)
         for items in wrap(_loader(ds, max(1, batch_size // sampler.seq_len), num_workers, _collate_clips, device=device), None):
             by_len: dict[int, list] = {}
             for it in items:
-                by_len.setdefault(it[2], []).append(it)
+                by_len.setdefault(len(it[2]), []).append(it)
             for group in by_len.values():
                 clip = tf8.finish(torch.stack([it[0] for it in group]).to(device, non_blocking=True))
-                f = model.clip_frame_features(clip).float().cpu()  # (b, n, D)
+                f = model.clip_frame_features(clip).float().cpu()  # (b, L', D)
                 if sums is None:
                     sums = torch.zeros(N, f.shape[-1])
+                take = torch.stack([it[2] for it in group]).float()  # (b, L')
                 owner = torch.tensor([it[1] for it in group])
-                sums.index_add_(0, owner, f.sum(1))
-                counts.index_add_(0, owner, torch.full((len(group),), float(f.shape[1])))
+                sums.index_add_(0, owner, (f * take[:, :, None]).sum(1))
+                counts.index_add_(0, owner, take.sum(1))
         pooled = sums / counts[:, None]
         return torch.cat([model.head(pooled[s:s + 1024].to(device)).embedding.float().cpu() for s in range(0, N, 1024)])
     if sampler.strategy == "all":

@@ -16,8 +16,14 @@ counts) are replaced by
   and P3D-C ``S(x) + T(S(x))`` with T initialised to zero. So every P3D block starts exactly as
   its C2D self.
 
-Head: spatio-temporal average pooling, BN-neck (Luo et al. 2019), bias-free classifier; the
-pooled vector is ``features`` (triplet loss), the BN-neck output the ``embedding``.
+Head (the paper is silent; ``head="ap3d"``, the default, follows AP3D's ``models/ResNet.py``
+and ``train.py``, which STRF builds on): each frame's map max-pooled over space, the frame
+vectors averaged over time, a BatchNorm1d (weight ~ N(1, 0.02), bias 0, both learned), a
+classifier with bias (weights ~ N(0, 0.001)); the cross-entropy reads the classifier and the
+triplet loss the BN output, which is also the ``embedding`` (``features`` = the BN output too).
+``head="bnneck"`` is the BN-neck of Luo et al. 2019 as this project had it before: space-time
+average pooling, a BN with a frozen zero bias, a bias-free classifier, the triplet on the
+pooled vector (``features``) before the BN.
 
 STRF (Sec. 3.1-3.2, Eqs. 1-8) is inserted with a 3D block's temporal convolution (its input;
 for I3D the input of the 3x3x3 convolution, for a C2D block in a stage without 3D blocks, the
@@ -241,14 +247,16 @@ class ResNet3D(nn.Module):
             alternation in stages 1 and 4, which have no 3D block, for Table 5's rows).
         strf_resolutions, strf_pool, strf_integration, strf_modules, strf_residual,
         strf_product, strf_mask_norm: :class:`STRF` arguments.
+        head: ``ap3d`` (default) or ``bnneck`` (module doc).
         layers: blocks per stage ([3, 4, 6, 3] = ResNet-50; smaller for CPU-scale runs).
         last_stride: stride of stage 4 (1, the usual re-ID choice, or 2).
         pretrained: None, ``"imagenet"`` (torchvision ``resnet50-0676ba61.pth`` from local
             files, see :mod:`vidreid.models.backbones`) or a path: 2D weights inflated
             (:meth:`inflate_from_2d`).
 
-    Input: clip float (B, T, 3, H, W). Output: :class:`ModelOutput` (embedding = BN-neck
-    output (B, 2048), features = pooled (B, 2048), logits in training).
+    Input: clip float (B, T, 3, H, W). Output: :class:`ModelOutput` (embedding = BN output
+    (B, 2048); features = the BN output (``ap3d``) or the pooled vector (``bnneck``), (B, 2048);
+    logits in training).
 
     Raises:
         ConfigError: unknown block, or a block index outside its stage.
@@ -260,8 +268,12 @@ class ResNet3D(nn.Module):
     def __init__(self, num_classes: int = 0, block: str = "p3dc", blocks3d=None, strf_stages=(), strf_blocks=None,
                  strf_resolutions=(1, 3), strf_pool: str = "max", strf_integration: str = "cascade_ts",
                  strf_modules=FFMS, strf_residual: bool = False, strf_product: str = "rows",
-                 layers=(3, 4, 6, 3), last_stride: int = 1, pretrained: str | None = None, strf_mask_norm: str = "none"):
+                 layers=(3, 4, 6, 3), last_stride: int = 1, pretrained: str | None = None, strf_mask_norm: str = "none",
+                 head: str = "ap3d"):
         super().__init__()
+        if head not in ("ap3d", "bnneck"):
+            raise ConfigError(f"model.head must be ap3d or bnneck, got {head!r}")
+        self.head_kind = head
         layers = [int(v) for v in layers]
         blocks3d = [list(v) for v in (blocks3d if blocks3d is not None else [[], [0, 2], [0, 2, 4], []])]
         strf_blocks = [list(v) for v in (strf_blocks if strf_blocks is not None else [[0, 2], [0, 2], [0, 2, 4], [0, 2]])]
@@ -300,11 +312,16 @@ class ResNet3D(nn.Module):
             setattr(self, f"layer{s + 1}", nn.Sequential(*blocks))
         self.dim = inplanes
         self.neck = nn.BatchNorm1d(inplanes)
-        self.neck.bias.requires_grad_(False)
         nn.init.zeros_(self.neck.bias)
-        self.classifier = nn.Linear(inplanes, num_classes, bias=False) if num_classes > 0 else None
+        if head == "ap3d":  # AP3D's weights_init_kaiming for BatchNorm
+            nn.init.normal_(self.neck.weight, 1.0, 0.02)
+        else:
+            self.neck.bias.requires_grad_(False)
+        self.classifier = nn.Linear(inplanes, num_classes, bias=head == "ap3d") if num_classes > 0 else None
         if self.classifier is not None:
             nn.init.normal_(self.classifier.weight, std=0.001)
+            if self.classifier.bias is not None:
+                nn.init.zeros_(self.classifier.bias)
         self._inflated: set[str] = set()  # names of the parameters loaded from 2D weights
         if pretrained:
             path = _find_torchvision_file("resnet50") if pretrained == "imagenet" else Path(pretrained)
@@ -353,41 +370,42 @@ class ResNet3D(nn.Module):
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
     def clip_frame_features(self, clip: torch.Tensor) -> torch.Tensor:
-        """(B, T, 3, H, W) -> per-frame features (B, T, 2048): the feature maps averaged over
-        space. Their mean over T is ``features``; the all-frame test averages them over every
-        frame of a tracklet (AP3D's protocol, see vidreid.inference.features)."""
-        return self.feature_maps(clip).mean((3, 4)).transpose(1, 2)
+        """(B, T, 3, H, W) -> per-frame features (B, T, 2048): each frame's feature map max-pooled
+        (``ap3d``) or averaged (``bnneck``) over space. Their mean over T is what the head
+        normalises; the all-frame test averages them over every frame of a tracklet (AP3D's
+        protocol, see vidreid.inference.features)."""
+        maps = self.feature_maps(clip)
+        frames = maps.amax((3, 4)) if self.head_kind == "ap3d" else maps.mean((3, 4))
+        return frames.transpose(1, 2)
 
     def head(self, pooled: torch.Tensor) -> ModelOutput:
-        """(B, 2048) pooled feature -> output (BN-neck embedding, classifier in training)."""
+        """(B, 2048) frame features averaged over time -> output (BN embedding; the loss
+        inputs of the head kind; classifier logits in training)."""
         normed = self.neck(pooled)
         logits = self.classifier(normed) if (self.classifier is not None and self.training) else None
-        return ModelOutput(embedding=normed, features=pooled, logits=logits)
+        return ModelOutput(embedding=normed, features=normed if self.head_kind == "ap3d" else pooled, logits=logits)
 
     def forward(self, clip: torch.Tensor, **batch) -> ModelOutput:
         if clip.dim() != 5:
             raise ValueError(f"expected a clip batch (B, T, C, H, W), got shape {tuple(clip.shape)}")
-        pooled = self.feature_maps(clip).mean((2, 3, 4))
-        normed = self.neck(pooled)
-        logits = self.classifier(normed) if (self.classifier is not None and self.training) else None
-        return ModelOutput(embedding=normed, features=pooled, logits=logits)
+        return self.head(self.clip_frame_features(clip).mean(1))
 
 
 @register_model("resnet3d")
 def resnet3d(num_classes: int = 0, block: str = "p3dc", blocks3d=None, strf_stages=(), strf_blocks=None,
              strf_resolutions=(1, 3), strf_pool: str = "max", strf_integration: str = "cascade_ts", strf_modules=FFMS,
              strf_residual: bool = False, strf_product: str = "rows", layers=(3, 4, 6, 3), last_stride: int = 1,
-             pretrained: str | None = None, strf_mask_norm: str = "none") -> ResNet3D:
+             pretrained: str | None = None, strf_mask_norm: str = "none", head: str = "ap3d") -> ResNet3D:
     """The 3D-ResNet-50 baselines of STRF (C2D, I3D, P3D-A/B/C; no STRF unless ``strf_stages``)."""
     return ResNet3D(num_classes, block, blocks3d, strf_stages, strf_blocks, strf_resolutions, strf_pool, strf_integration,
-                    strf_modules, strf_residual, strf_product, layers, last_stride, pretrained, strf_mask_norm)
+                    strf_modules, strf_residual, strf_product, layers, last_stride, pretrained, strf_mask_norm, head)
 
 
 @register_model("strf")
 def strf(num_classes: int = 0, block: str = "p3dc", blocks3d=None, strf_stages=(2, 3), strf_blocks=None,
          strf_resolutions=(1, 3), strf_pool: str = "max", strf_integration: str = "cascade_ts", strf_modules=FFMS,
          strf_residual: bool = False, strf_product: str = "rows", layers=(3, 4, 6, 3), last_stride: int = 1,
-         pretrained: str | None = None, strf_mask_norm: str = "none") -> ResNet3D:
+         pretrained: str | None = None, strf_mask_norm: str = "none", head: str = "ap3d") -> ResNet3D:
     """STRF (Aich et al., ICCV 2021) in stages 2 and 3 of a 3D-ResNet-50 (P3D-C by default)."""
     return ResNet3D(num_classes, block, blocks3d, strf_stages, strf_blocks, strf_resolutions, strf_pool, strf_integration,
-                    strf_modules, strf_residual, strf_product, layers, last_stride, pretrained, strf_mask_norm)
+                    strf_modules, strf_residual, strf_product, layers, last_stride, pretrained, strf_mask_norm, head)
