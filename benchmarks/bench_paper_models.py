@@ -19,8 +19,8 @@ from vidreid.models import create_model
 
 # (label, model name, args, T, H, W): each paper's clip and input size
 MODELS = [
-    ("P3D-C (ResNet-50)", "resnet3d", {"block": "p3dc"}, 4, 256, 128),
-    ("P3D-C + STRF", "strf", {"block": "p3dc"}, 4, 256, 128),
+    ("P3D-C (ResNet-50)", "resnet3d", {"block": "p3dc"}, 8, 224, 112),  # STRF Sec. 4.2: T = 8, 224x112
+    ("P3D-C + STRF", "strf", {"block": "p3dc"}, 8, 224, 112),
     ("STAN (ResNet-50, K = 6)", "stan", {}, 6, 256, 128),
     ("RRU + STIM (Inception-v3)", "rru_stim", {}, 8, 299, 299),
 ]

@@ -33,7 +33,7 @@ RECIPES = {
                            "data.height=128", "data.width=64", "data.dataset=prid2011"]),
     "star": ("star/prid2011", ["model.args={backbone: resnet18, pretrained: null, use_flow: false, hidden: 64}",
                                "data.flow=null", "data.height=128", "data.width=64"]),
-    "stan": ("stan/prid2011", ["model.args={backbone: resnet18, pretrained: null, num_parts: 4, attn_dim: 64, "
+    "stan": ("stan/base", ["model.args={backbone: resnet18, pretrained: null, num_parts: 4, attn_dim: 64, "
                                "num_frames: 6, last_stride: 2}", "data.height=128", "data.width=64"]),
     "rru_stim": ("rru_stim/prid2011", ["model.args={backbone: resnet18, pretrained: null, height: 128, width: 64, "
                                        "aux_classifier: false}", "data.height=128", "data.width=64", "data.min_seq_len=0",

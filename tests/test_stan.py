@@ -248,8 +248,9 @@ def test_cpu_config_trains_through_stages_and_checkpoint_restores_last_stage(tin
 
 @pytest.mark.parametrize("name", ["mars", "prid2011"])
 def test_full_scale_config_one_training_step(tiny_tree, tmp_path, name):
-    """configs/stan/{mars,prid2011}.yaml build the paper's model (ResNet-50, K = 6, N = 6, 128-d)
-    and take one optimisation step in every stage on a tiny generated tree (small input)."""
+    """configs/stan/base.yaml (the shared recipe, all four stages on one dataset) builds the
+    paper's model (ResNet-50, K = 6, N = 6, 128-d) and takes one optimisation step in every stage
+    on a tiny generated tree of MARS or PRID-2011 (small input)."""
     import shutil
 
     from torch.utils.data import DataLoader
@@ -259,7 +260,7 @@ def test_full_scale_config_one_training_step(tiny_tree, tmp_path, name):
 
     root = tmp_path / name
     shutil.copytree(tiny_tree(name), root)
-    cfg = load_config(f"stan/{name}", [f"data.root={root}", "data.split_id=0", "data.height=64", "data.width=32", "data.num_workers=0",
+    cfg = load_config("stan/base", [f"data.dataset={name}", f"data.root={root}", "data.split_id=0", "data.height=64", "data.width=32", "data.num_workers=0",
                                        "data.p=2", "data.k=2", "model.args.pretrained=null",
                                        f"train.output_dir={tmp_path / 'out'}", "train.progress=false"])
     tr = Trainer(cfg)

@@ -259,3 +259,40 @@ def test_star_ablation_configs_build():
             assert not c.model.args.use_flow and "pyramid_ranking" not in names
         if p.stem == "fig5_id":
             assert names == ["cross_entropy"]
+
+
+def test_cbam_baseline_sits_inside_each_residual_branch():
+    """Table 3's CBAM-Multi-loss baseline: CBAM as its paper places it in ResNet, on the residual
+    branch before the shortcut is added (not after the block's output)."""
+    import torch
+
+    from vidreid.models import create_model
+    from vidreid.models.star import CBAM
+
+    torch.manual_seed(0)
+    m = create_model("star", backbone="resnet18", use_flow=False, attention="cbam", gsta=False).eval()
+    blocks = [b for st in m.stages for b in st]
+    assert all(isinstance(b.bn2[1], CBAM) for b in blocks) and len(blocks) == 8
+    b = blocks[1]  # a block with an identity shortcut
+    x = torch.randn(1, b.conv1.in_channels, 8, 4)
+    with torch.no_grad():
+        branch = b.bn2[1](b.bn2[0](b.conv2(b.relu(b.bn1(b.conv1(x))))))
+        torch.testing.assert_close(b(x), torch.relu(branch + x))
+
+
+def test_retrieval_on_v_and_id_input_selectable():
+    """Sec. 3.1: videos are matched by L2 distance between their STAR features V (embed=pooled,
+    the default); Eq. 11's classifier on V is id_input=v."""
+    import torch
+
+    from vidreid.models import create_model
+
+    torch.manual_seed(0)
+    m = create_model("star", num_classes=3, backbone="resnet18", use_flow=False, hidden=16).eval()
+    clip = torch.randn(2, 3, 3, 64, 32)
+    with torch.no_grad():
+        out = m(clip)
+    torch.testing.assert_close(out.embedding, out.features)
+    v = create_model("star", num_classes=3, backbone="resnet18", use_flow=False, hidden=16, id_input="v").train()
+    o = v(clip)
+    torch.testing.assert_close(o.logits, v.classifier(o.features))

@@ -87,11 +87,14 @@ class PyramidRankingLoss(nn.Module):
     triplet term with margin alpha_1 (Euclidean distance) is taken per stripe, averaged over the
     stripes of a level, over the levels and over the batch. No parameters.
 
-    Reading of Eq. 10: its sum over frames of F_Ta + F_Tm is taken as the temporally pooled
-    stripe vector (F_Ta and F_Tm already pool over time), and the 1/L factor is dropped so
-    that the margin is on the scale of the distances (with it, the margin 0.4 would be
-    compared with distances shrunk L = 10 times). When H is not divisible by a level, stripes
-    come from adaptive average pooling (rows shared at the borders).
+    Reading of Eq. 10: F_Ta and F_Tm pool over time, so the sum over the L frames of
+    F_Ta(f_z) + F_Tm(f_z) adds the same vector L times; D is homogeneous, so Eq. 10's 1/L cancels
+    that factor exactly and each distance is D(F_Ta + F_Tm of the anchor, of the counterpart),
+    which is what this computes (Eq. 10 as printed, not a rescaling). The hard positive and
+    negative are mined per stripe (the paper says "hard positive and negative counterparts in a
+    mini-batch" of each stripe's vectors; mining them once per video is the other reading, not
+    implemented). When H is not divisible by a level, stripes come from adaptive average
+    pooling (rows shared at the borders).
     """
 
     batch_mining = True  # mines the batch: sees the global batch in distributed training

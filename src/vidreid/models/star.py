@@ -16,8 +16,13 @@ Choices where the paper is silent (all configurable):
 * GSTA reduces f to ``hidden`` channels (256) with a 1x1 convolution before the ConvLSTM (3x3
   kernel): a 2048-channel ConvLSTM would need 300 M parameters; W7 maps ``hidden`` to
   ``hidden // 4`` channels;
-* the identity loss acts on the BN-neck of V and the triplet loss on V (as in the house
-  baseline); retrieval uses the BN-neck output (``embed="neck"``) or V (``embed="pooled"``).
+* the identity loss acts on the BN-neck of V (``id_input="neck"``; Eq. 11 reads V itself,
+  ``id_input="v"``) and the triplet loss on V (Eq. 12);
+* retrieval uses V (``embed="pooled"``, the default: Sec. 3.1 matches "STAR features V" by L2
+  distance) or the BN-neck output (``embed="neck"``);
+* the backbone's last stride is 1 (``last_stride``, the usual re-ID choice, Luo et al. 2019), so
+  the last maps are 16 x 8 at 256 x 128: GSTA's ConvLSTM costs 4x and R_pr's stripes are finer
+  than with ResNet-50's stride 2 (8 x 4), which ``last_stride=2`` gives.
 """
 
 from __future__ import annotations
@@ -114,7 +119,9 @@ class HolisticSpatial(nn.Module):
 class CBAM(nn.Module):
     """CBAM (Woo et al., ECCV 2018): channel attention with a shared two-layer MLP on the
     average- and max-pooled descriptors, then a 7x7 spatial attention; for the paper's
-    "CBAM multi-loss" baseline, applied layer-wise (after every residual block's output)."""
+    "CBAM multi-loss" baseline, applied layer-wise as in CBAM's ResNet integration: inside every
+    residual block, on the residual branch's output before the addition of the shortcut
+    (:func:`_insert_cbam`)."""
 
     def __init__(self, channels: int, reduction: int = 16):
         super().__init__()
@@ -125,6 +132,14 @@ class CBAM(nn.Module):
     def forward(self, m):
         m = m * torch.sigmoid(self.mlp(m.mean((2, 3), keepdim=True)) + self.mlp(m.amax((2, 3), keepdim=True)))
         return m * torch.sigmoid(self.spatial(torch.cat([m.mean(1, keepdim=True), m.amax(1, keepdim=True)], 1)))
+
+
+def _insert_cbam(block: nn.Module, reduction: int) -> None:
+    """CBAM on a torchvision residual block's residual branch: its last BN becomes BN -> CBAM, so
+    the attention applies to the branch before ``out += identity`` (CBAM paper, Fig. 3)."""
+    name = "bn3" if hasattr(block, "bn3") else "bn2"
+    bn = getattr(block, name)
+    setattr(block, name, nn.Sequential(bn, CBAM(bn.num_features, reduction)))
 
 
 class ConvLSTMCell(nn.Module):
@@ -266,7 +281,8 @@ class STAR(nn.Module):
         temporal: ``gsta`` (default), ``avg`` (pooling), or Fig. 4(b)'s ``lstm``, ``conv3d``,
             ``attention`` (see :class:`TemporalVariant`).
         hidden: GSTA ConvLSTM channels; reduction: r of Eq. 4.
-        embed: ``neck`` or ``pooled`` (see module doc).
+        embed: ``pooled`` (V, default) or ``neck`` (see module doc).
+        id_input: what the classifier reads: ``neck`` (BN-neck of V, default) or ``v`` (Eq. 11).
 
     Input: clip (B, T, 3, H, W), flow (B, T, 2, H, W) when ``use_flow``. Output ModelOutput with
     embedding (B, C), features V (B, C), logits in training, and aux ``frame_maps`` f
@@ -278,9 +294,14 @@ class STAR(nn.Module):
 
     def __init__(self, num_classes: int = 0, backbone: str = "resnet50", pretrained: str | None = None,
                  last_stride: int = 1, use_flow: bool = True, attention: str = "lsta", gsta: bool = True,
-                 hidden: int = 256, reduction: int = 16, embed: str = "neck", temporal: str = "gsta",
-                 lsta_kernel: str = "dilated"):
+                 hidden: int = 256, reduction: int = 16, embed: str = "pooled", temporal: str = "gsta",
+                 lsta_kernel: str = "dilated", id_input: str = "neck"):
         super().__init__()
+        if embed not in ("pooled", "neck"):
+            raise ConfigError(f"STAR embed must be pooled or neck, got {embed!r}")
+        if id_input not in ("neck", "v"):
+            raise ConfigError(f"STAR id_input must be neck or v, got {id_input!r}")
+        self.id_input = id_input
         if attention not in ("lsta", "cbam", "se", "holistic", "none"):
             raise ConfigError(f"STAR attention must be lsta, cbam, se, holistic or none, got {attention!r}")
         if temporal not in TEMPORAL:
@@ -298,12 +319,12 @@ class STAR(nn.Module):
             self.attn = nn.ModuleList(HolisticSpatial(c, reduction) for c in chans)
         else:
             self.attn = nn.ModuleList(nn.Identity() for _ in chans)
-            if attention == "cbam":  # layer-wise: after every block of every stage
-                for stage, c in zip(self.stages, chans):
-                    for i, blk in enumerate(stage):
-                        if hasattr(blk, "conv1"):  # a residual block
-                            out_c = blk.conv3.out_channels if hasattr(blk, "conv3") else blk.conv2.out_channels
-                            stage[i] = nn.Sequential(blk, CBAM(out_c, reduction))
+            if attention == "cbam":  # layer-wise: inside every residual block of every stage
+                if not backbone.startswith("resnet"):
+                    raise ConfigError(f"STAR attention=cbam needs a ResNet backbone (residual blocks), got {backbone!r}")
+                for stage in self.stages:
+                    for blk in stage:
+                        _insert_cbam(blk, reduction)
         self.dim = chans[-1]
         self.gsta = GSTA(self.dim, hidden) if temporal == "gsta" else None
         self.temporal_variant = TemporalVariant(temporal, self.dim, hidden) if temporal in ("lstm", "conv3d", "attention") else None
@@ -333,7 +354,9 @@ class STAR(nn.Module):
 
     def _head(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         normed = self.neck(v)
-        logits = self.classifier(normed) if (self.classifier is not None and self.training) else None
+        logits = None
+        if self.classifier is not None and self.training:
+            logits = self.classifier(normed if self.id_input == "neck" else v)
         return (normed if self.embed == "neck" else v), normed, logits
 
     def forward(self, clip: torch.Tensor, flow: torch.Tensor | None = None, **batch) -> ModelOutput:
@@ -397,7 +420,7 @@ class STAR(nn.Module):
 @register_model("star")
 def star(num_classes: int = 0, backbone: str = "resnet50", pretrained: str | None = None, last_stride: int = 1,
          use_flow: bool = True, attention: str = "lsta", gsta: bool = True, hidden: int = 256, reduction: int = 16,
-         embed: str = "neck", temporal: str = "gsta", lsta_kernel: str = "dilated") -> STAR:
+         embed: str = "pooled", temporal: str = "gsta", lsta_kernel: str = "dilated", id_input: str = "neck") -> STAR:
     """STAR (Wu et al., BMVC 2019); see :class:`STAR`."""
     return STAR(num_classes, backbone, pretrained, last_stride, use_flow, attention, gsta, hidden, reduction, embed,
-                temporal, lsta_kernel)
+                temporal, lsta_kernel, id_input)
