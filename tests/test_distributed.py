@@ -174,3 +174,62 @@ def test_cli_train_under_torchrun(tiny_tree, tmp_path, name):
                 f"train.output_dir={tmp_path / 'run'}", "train.progress=false", "train.device=cpu",
                 "data.num_workers=0", "data.height=64", "data.width=32", *RECIPES[name]], 2, None)
     assert out.count("metrics:") == 1 and (tmp_path / "run" / "metrics.json").is_file()
+
+
+def _worker_pid(parent: int, rank: int) -> int | None:
+    """The pid of the torchrun worker of ``rank`` below ``parent`` (its RANK environment variable)."""
+    import os
+
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            env = open(f"/proc/{d}/environ", "rb").read().split(b"\0")
+            stat = open(f"/proc/{d}/stat").read()
+        except OSError:
+            continue
+        if f"RANK={rank}".encode() in env and b"LOCAL_RANK=" + str(rank).encode() in env \
+                and int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+            return int(d)
+    return None
+
+
+def test_sigterm_to_one_rank_stops_every_rank_at_the_saved_step(tiny_tree, tmp_path):
+    """SIGTERM to rank 1 only: every rank stops at the same step, and the checkpoint rank 0 wrote
+    is at the step the message names (once a rank said "saved" at a step the file did not hold)."""
+    import json
+    import os
+    import re
+    import signal
+    import time
+
+    from vidreid.engine.checkpoint import load_checkpoint
+
+    root = tiny_tree("prid2011")
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "--no-python",
+           sys.executable, "-m", "vidreid.cli", "train", "--config", "demo/prid2011", f"data.root={root}",
+           "data.split_id=0", f"train.output_dir={run}", "train.progress=false", "train.device=cpu", "data.num_workers=0",
+           "data.height=64", "data.width=32", "data.p=2", "data.k=2", "model.args={backbone: resnet18, pretrained: null}",
+           "schedule.epochs=200", "schedule.name=constant", "train.log_every=1", "data.train_sampling.seq_len=2"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            log = run / "log.jsonl"
+            if log.is_file() and sum(1 for _ in log.open()) >= 3:
+                break
+            time.sleep(0.2)
+        pid = _worker_pid(p.pid, 1) or next(
+            (_worker_pid(int(c), 1) for c in os.listdir("/proc") if c.isdigit() and _worker_pid(int(c), 1)), None)
+        assert pid is not None, "rank 1 not found"
+        os.kill(pid, signal.SIGTERM)
+        out, err = p.communicate(timeout=180)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    steps = {int(s) for s in re.findall(r"interrupted by SIGTERM at .*?\(global step (\d+)\); checkpoint saved", err)}
+    assert len(steps) == 1, err[-2000:]  # every rank that reported names one step
+    assert load_checkpoint(run / "checkpoint.pt")["global_step"] == steps.pop()
+    assert [json.loads(x)["step"] for x in (run / "log.jsonl").read_text().splitlines()]

@@ -131,7 +131,7 @@ def test_full_disk_keeps_results_and_old_files(trained, tmp_path, capsys, monkey
 
     monkeypatch.setattr(fileio.Path, "write_bytes", full)
     code, stdout, err = run_cli(capsys, "test", "--config", "demo/prid2011", "--checkpoint", str(out / "checkpoint.pt"),
-                                "--out", str(test_out), *ov(root, tmp_path / "x"))
+                                "--out", str(test_out), "--overwrite", *ov(root, tmp_path / "x"))
     assert code == 1 and "No space left" in one_line(err) and "metrics.json" in err
     assert "| prid2011 | split 0 of 10 |" in stdout  # the numbers were printed before the write
     assert json.loads((test_out / "metrics.json").read_text()) == {"old": True}  # intact, still valid JSON

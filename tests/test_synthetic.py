@@ -33,7 +33,9 @@ def test_deterministic_whatever_the_workers(tmp_path):
 def test_refuses_non_empty_out_and_bad_names(tmp_path):
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "f").write_text("")
-    with pytest.raises(FileExistsError):
+    from vidreid.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="not an empty folder"):
         generate("prid2011", "tiny", tmp_path / "x")
     with pytest.raises(ConfigError, match="valid"):
         preset("prid2011", "huge")

@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .errors import ConfigError, DatasetError
+from .errors import ConfigError, DatasetError, NonFiniteError
 
 __all__ = ["ReIDModel", "load", "distance", "rank"]
 
@@ -49,6 +49,10 @@ def _as_frames(item, k: int) -> tuple[str, ...] | np.ndarray:
                 raise DatasetError(f"tracklet {k}: missing frame file {missing[0]}")
             return tuple(str(Path(x).resolve()) for x in item)
         if all(isinstance(x, np.ndarray) for x in item):
+            shapes = sorted({tuple(x.shape) for x in item})
+            if len(shapes) > 1:  # frames are resized later; a list of arrays must agree to be stacked
+                raise DatasetError(f"tracklet {k}: its frames have different shapes {shapes[:3]}; give equal-size "
+                                   "arrays (or frame files, which may differ in size)")
             return _as_frames(np.stack(item), k)
     raise DatasetError(f"tracklet {k}: expected a folder, a list of frame paths or a uint8 array (T, H, W, 3), "
                        f"got {type(item).__name__}")
@@ -93,12 +97,19 @@ class ReIDModel:
             DatasetError: an item that is none of the above, a missing or undecodable frame
                 (named).
             ConfigError: the model takes optical flow (``data.flow``), which is computed per
-                dataset (``vidreid flow``), not from raw frames here.
+                dataset (``vidreid flow``), not from raw frames here; a batch_size below 1 or
+                num_workers below 0.
+            NonFiniteError: the model gives NaN or infinite embeddings (names the tracklets).
         """
         if self.cfg.data.flow:
             raise ConfigError(f"data.flow={self.cfg.data.flow}: this model takes optical flow, which embed() does not "
                               "compute from raw frames; evaluate it on a dataset with `vidreid flow` + `vidreid test`")
+        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+            raise ConfigError(f"embed: batch_size must be an integer >= 1, got {batch_size!r}")
+        if num_workers is not None and (not isinstance(num_workers, int) or num_workers < 0):
+            raise ConfigError(f"embed: num_workers must be an integer >= 0, got {num_workers!r}")
         from .data.tracklet import Tracklet
+        from .fileio import encode_image
         from .engine.evaluator import amp_dtype, autocast, make_test_transform, test_sampler
         from .inference.features import extract_features
 
@@ -117,17 +128,24 @@ class ReIDModel:
                     frames = []
                     for i, f in enumerate(it):
                         p = d / f"{i:06d}.png"
-                        if not cv2.imwrite(str(p), cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2BGR)):
-                            raise DatasetError(f"tracklet {k}: cannot write a temporary frame to {p}")
+                        try:
+                            p.write_bytes(encode_image(cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2BGR), ".png"))
+                        except OSError as e:
+                            raise DatasetError(f"tracklet {k}: cannot write a temporary frame to {p}: {e}") from None
                         frames.append(str(p))
                     it = tuple(frames)
                 tr.append(Tracklet(tuple(it), -1, -1, f"tracklet_{k}"))
             with autocast(self.device, amp_dtype(cfg.train.amp, self.device)):
-                return extract_features(
+                emb = extract_features(
                     self.model, "/", tr, test_sampler(cfg),
                     make_test_transform(cfg, self.model), batch_size=batch_size or cfg.test.batch_size,
                     num_workers=cfg.data.num_workers if num_workers is None else num_workers, device=self.device,
                     channels_last=cfg.train.channels_last, progress=len(tr) > 200 if progress is None else progress)
+        bad = torch.nonzero(~torch.isfinite(emb).all(1)).flatten().tolist()
+        if bad:
+            raise NonFiniteError(f"the model gives NaN or infinite embeddings for {len(bad)} of {len(emb)} tracklets "
+                                 f"(e.g. tracklet {bad[0]}): its weights have diverged")
+        return emb
 
     __call__ = embed
 
@@ -200,15 +218,19 @@ def distance(query, gallery, metric: str = "euclidean") -> torch.Tensor:
         float32 tensor (Q, G).
 
     Raises:
-        ValueError: different D, or an unknown metric.
+        ConfigError: different D, an unknown metric, or NaN / infinite embeddings (named).
     """
     from .losses.metric import pairwise_distance
 
     q, g = torch.as_tensor(query).float(), torch.as_tensor(gallery).float()
     if q.ndim != 2 or g.ndim != 2 or q.shape[1] != g.shape[1]:
-        raise ValueError(f"distance: expected (Q, D) and (G, D) with the same D, got {tuple(q.shape)} and {tuple(g.shape)}")
+        raise ConfigError(f"distance: expected (Q, D) and (G, D) with the same D, got {tuple(q.shape)} and {tuple(g.shape)}")
     if metric not in ("euclidean", "cosine"):
-        raise ValueError(f"distance: metric must be euclidean or cosine, got {metric!r}")
+        raise ConfigError(f"distance: metric must be euclidean or cosine, got {metric!r}")
+    for what, x in (("query", q), ("gallery", g)):
+        bad = torch.nonzero(~torch.isfinite(x).all(1)).flatten()
+        if len(bad):
+            raise ConfigError(f"distance: {len(bad)} {what} embeddings hold NaN or infinite values (rows {bad[:5].tolist()})")
     return pairwise_distance(q, g, metric)
 
 
@@ -222,7 +244,12 @@ def rank(query, gallery, metric: str = "euclidean", topk: int | None = None) -> 
     Returns:
         ``(indices, distances)``: int64 (Q, k) gallery indices, nearest first, and their float32
         distances (Q, k).
+
+    Raises:
+        ConfigError: ``topk`` below 1, or as :func:`distance`.
     """
+    if topk is not None and (isinstance(topk, bool) or int(topk) != topk or topk < 1):
+        raise ConfigError(f"rank: topk must be an integer >= 1 (or None for all), got {topk!r}")
     d = distance(query, gallery, metric)
     k = d.shape[1] if topk is None else min(int(topk), d.shape[1])
     order = torch.sort(d, dim=1, stable=True).indices[:, :k]

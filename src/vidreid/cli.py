@@ -21,7 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import ConfigError, TrainingInterrupted, VidReIDError
+from .errors import ConfigError, DatasetError, TrainingInterrupted, VidReIDError
 from .fileio import WriteError
 
 
@@ -38,7 +38,10 @@ def _cmd_synth(a) -> int:
         key, sep, val = item.partition("=")
         if not sep or key not in fields:
             raise ConfigError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of {sorted(fields)}")
-        v = yaml.safe_load(val)
+        try:
+            v = yaml.safe_load(val)
+        except yaml.YAMLError:
+            v = None  # e.g. a !!python tag: the safe loader refuses it
         if not isinstance(v, (int, float, list)) or isinstance(v, bool):
             raise ConfigError(f"--set {item!r}: {val!r} is not a number or a list such as [1,2]")
         overrides[key] = tuple(v) if isinstance(v, list) else v
@@ -74,8 +77,16 @@ def config_for(a, checkpoint: str | dict | None, extra: list[str] | None = None)
         raise ConfigError("give --config FILE (or --checkpoint / --resume with a checkpoint, which carries its config)")
     from .engine.checkpoint import load_checkpoint
 
+    from .engine.checkpoint import CheckpointError
+
     st = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
-    return apply_overrides(from_container(st["config"]), overrides)
+    name = getattr(a, "checkpoint", None) or getattr(a, "resume", None) or "the checkpoint"
+    try:
+        base = from_container(st["config"])
+    except (ValueError, KeyError, TypeError, AttributeError) as e:  # OmegaConf's validation and key errors
+        raise CheckpointError(f"checkpoint {name}: its config is not a vidreid config "
+                              f"({' '.join(str(e).split())[:200]})") from None
+    return apply_overrides(base, overrides)
 
 
 def _model_and_config(a, extra: list[str] | None = None):
@@ -90,7 +101,7 @@ def _model_and_config(a, extra: list[str] | None = None):
     cfg = config_for(a, st, extra)
     if st is None:
         return create_model(cfg.model.name, num_classes=0, **cfg.model.args), cfg, None
-    model, _, st = load_model_from_checkpoint(st)
+    model, _, st = load_model_from_checkpoint(st, source=a.checkpoint)
     return model, cfg, st
 
 
@@ -147,11 +158,16 @@ def _cmd_test(a) -> int:
     from .engine.reports import plot_cmc, write_visrank
     from .engine.trainer import check_train_test_overlap
 
+    from .fileio import refuse_existing
+
     model, cfg, st = _model_and_config(a, ["test.rerank=true"] if a.rerank else [])
+    out_dir = Path(a.out or Path(cfg.train.output_dir) / "test")
+    refuse_existing([out_dir / "metrics.json", out_dir / "cmc.png"], a.overwrite, "an earlier test's")
+    if a.visrank > 0 and (out_dir / "visrank").exists() and not a.overwrite:
+        raise ConfigError(f"{out_dir / 'visrank'} already exists (an earlier --visrank); pass --overwrite or another --out")
     ds = build_dataset_from_config(cfg.data)
     splits = list(range(ds.num_splits)) if cfg.data.split_id == "all" else [int(cfg.data.split_id)]
     dev = pick_device(cfg.train.device)
-    out_dir = Path(a.out or Path(cfg.train.output_dir) / "test")
     per = []
     for s in splits:
         split = ds.split(s)
@@ -209,8 +225,11 @@ def _cmd_demo(a) -> int:
 def _cmd_visualize(a) -> int:
     from .engine.visualize import visualize
 
+    from .fileio import refuse_existing
+
     model, cfg, _ = _model_and_config(a)
     out = Path(a.out or Path(cfg.train.output_dir) / f"visualize_{a.kind}.png")
+    refuse_existing(out, a.overwrite, "--out")
     try:
         path, info = visualize(a.kind, model, cfg, a.tracklet, out)
     except ValueError as e:
@@ -234,16 +253,22 @@ def _cmd_tracklets(a) -> int:
     rep = video_to_tracklets(a.tracks, a.out, camera=a.camera, video=a.video, frames=a.frames, flt=flt,
                              identities=ids, progress=not a.quiet)
     print(json.dumps(rep, indent=1))
+    if "note" in rep:
+        print(f"vidreid tracklets: note: {rep['note']}", file=sys.stderr)
     return 0
 
 
-def _embeddings_of(model, path: str, what: str, batch_size=None):
+def _embeddings_of(model, path: str, what: str, batch_size=None, drop_nonfinite: bool = False):
     """An embeddings file as it is, or a tracklet folder embedded with ``model``."""
     from .inference.match import Embeddings, embed_tracklet_folder
 
     p = Path(path)
     if p.suffix == ".npz":
-        return Embeddings.load(p)
+        e = Embeddings.load(p, drop_nonfinite=drop_nonfinite)
+        if e.meta.get("dropped_nonfinite"):
+            print(f"vidreid match: --{what} {p}: left out {e.meta['dropped_nonfinite']} embeddings with NaN or infinite "
+                  "values (--drop-nonfinite)", file=sys.stderr)
+        return e
     if model is None:
         raise ConfigError(f"--{what} {p}: a tracklet folder needs --checkpoint (or give an embeddings .npz)")
     return embed_tracklet_folder(model, p, batch_size)
@@ -256,8 +281,12 @@ def _load_api_model(a):
 
 
 def _cmd_embed(a) -> int:
+    from .fileio import refuse_existing
     from .inference.match import embed_tracklet_folder
 
+    refuse_existing(a.out, a.overwrite, "--out")
+    if Path(a.out).suffix != ".npz":
+        raise ConfigError(f"--out {a.out}: an embeddings file ends in .npz")
     model = _load_api_model(a)
     e = embed_tracklet_folder(model, Path(a.tracklets), a.batch_size)
     path = e.save(a.out)
@@ -270,9 +299,26 @@ def _cmd_match(a) -> int:
     from .inference.match import (assign_identities, assignment_scores, known_pid_metrics, ranked_lists,
                                   write_assignment, write_rankings)
 
+    from .fileio import refuse_existing
+
+    out = Path(a.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder for ranking.csv, ranking.json, match.json")
+    refuse_existing([out / n for n in ("ranking.csv", "ranking.json", "match.json", "assignment.csv")], a.overwrite,
+                    "an earlier match's")
+    if a.topk < 1:
+        raise ConfigError(f"--topk must be >= 1, got {a.topk}")
+    if a.threshold is not None and not (a.threshold >= 0 and a.threshold < float("inf")):
+        raise ConfigError(f"--threshold must be a finite distance >= 0, got {a.threshold}")
     model = _load_api_model(a) if a.checkpoint else None
-    q = _embeddings_of(model, a.query, "query", a.batch_size)
-    g = q if a.gallery is None else _embeddings_of(model, a.gallery, "gallery", a.batch_size)
+    q = _embeddings_of(model, a.query, "query", a.batch_size, a.drop_nonfinite)
+    g = q if a.gallery is None else _embeddings_of(model, a.gallery, "gallery", a.batch_size, a.drop_nonfinite)
+    for what, e in (("--query", q), ("--gallery", g)):
+        if len(e) == 0:
+            raise DatasetError(f"{what} {a.query if what == '--query' else a.gallery}: no tracklets to match")
+    if q.embeddings.shape[1] != g.embeddings.shape[1]:
+        raise ConfigError(f"--query {a.query} has {q.embeddings.shape[1]}-d embeddings and --gallery {a.gallery} "
+                          f"{g.embeddings.shape[1]}-d: embed both with the same model")
     metric = a.metric or (model.metric if model is not None else q.meta.get("metric", "euclidean"))
     lists = ranked_lists(q, g, metric, a.topk, cross_camera=a.cross_camera, index=a.index)
     csv_p, _ = write_rankings(lists, a.out)
@@ -308,8 +354,14 @@ def _cmd_match(a) -> int:
 
 
 def _cmd_export(a) -> int:
+    from .fileio import refuse_existing
     from .inference.export import export_onnx
 
+    refuse_existing(a.out, a.overwrite, "--out")
+    if a.seq_len is not None and a.seq_len < 1:
+        raise ConfigError(f"--seq-len must be >= 1, got {a.seq_len}")
+    if a.opset < 7:
+        raise ConfigError(f"--opset must be >= 7, got {a.opset}")
     model = _load_api_model(a)
     c = model.cfg
     t = a.seq_len or int(c.data.test_sampling.seq_len)
@@ -371,6 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (test.rerank=true)")
     s.add_argument("--visrank", type=int, default=0, metavar="K", help="write each query's top-K ranking as an image")
     s.add_argument("--visrank-queries", type=int, default=None, help="only the first N queries")
+    s.add_argument("--overwrite", action="store_true", help="replace an earlier test's files in --out")
     s.add_argument("overrides", nargs="*", help="key=value")
     s.set_defaults(fn=_cmd_test)
 
@@ -383,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
         v.add_argument("--checkpoint", default=None, help="trained weights (default: the config's untrained model)")
         v.add_argument("--tracklet", required=True, help="a folder of one tracklet's frame images")
         v.add_argument("--out", default=None, help="PNG path (default: <output_dir>/visualize_<kind>.png)")
+        v.add_argument("--overwrite", action="store_true", help="replace an existing --out")
         v.add_argument("overrides", nargs="*", help="key=value")
         v.set_defaults(fn=_cmd_visualize)
 
@@ -427,6 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--checkpoint", required=required, help="a checkpoint written by vidreid train")
         s.add_argument("--device", default="auto")
         s.add_argument("--batch-size", type=int, default=None, help="frames per forward pass (default test.batch_size)")
+        s.add_argument("--overwrite", action="store_true", help="replace existing output files")
         s.add_argument("overrides", nargs="*", help="key=value settings on top of the checkpoint's config")
 
     s = sub.add_parser("embed", help="embed every tracklet of a folder into an .npz (names, cameras, embeddings)")
@@ -448,6 +503,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threshold", type=float, default=None, help="with --assign: the largest distance of a match")
     s.add_argument("--groups", choices=["camera", "tracklet"], default="camera",
                    help="with --assign: one-to-one between cameras, or tracklet by tracklet (re-entries in one view)")
+    s.add_argument("--drop-nonfinite", action="store_true",
+                   help="leave out .npz embeddings with NaN or infinite values (counted) instead of refusing the file")
     s.set_defaults(fn=_cmd_match)
 
     s = sub.add_parser("export", help="export a checkpoint's model to ONNX, checked against PyTorch with ONNX Runtime")

@@ -13,6 +13,7 @@ and lists replace.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -23,6 +24,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
 from .errors import ConfigError
+
+MAX_SIDE = 4096  # the largest frame side a config may ask for (pixels)
 
 
 @dataclass
@@ -219,9 +222,11 @@ def _read_yaml(path: Path, seen: tuple = ()) -> DictConfig:
     if path.resolve() in seen:
         raise ConfigError(f"{path}: _base_ cycle")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}); a config is a UTF-8 YAML file") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     base = data.pop("_base_", None)
@@ -276,6 +281,8 @@ def apply_overrides(cfg: DictConfig, overrides: list[str] | tuple[str, ...] = ()
             raise _key_error(e, f"override {key}") from e
         except ValidationError as e:
             raise ConfigError(f"override {ov!r}: {str(e).splitlines()[0]}") from e
+        except yaml.YAMLError as e:  # e.g. a !!python tag: refused by the safe loader, nothing runs
+            raise ConfigError(f"override {key}: not a plain YAML value ({' '.join(str(e).split())[:160]})") from None
         except TypeError as e:  # e.g. a dotted index into a list (stages.0.loss=...)
             raise ConfigError(f"override {ov!r}: {e}; a list is replaced whole (e.g. stages=[...]), "
                               "not addressed by index") from e
@@ -297,8 +304,9 @@ def validate_config(cfg: DictConfig) -> DictConfig:
     d, o, s, t, tr = cfg.data, cfg.optim, cfg.schedule, cfg.test, cfg.train
     for key in ("data.p", "data.k"):
         need(OmegaConf.select(cfg, key) >= 1, key, "must be >= 1")
-    for key in ("data.height", "data.width"):
-        need(OmegaConf.select(cfg, key) >= 16, key, "must be >= 16 pixels")
+    for key in ("data.height", "data.width"):  # an upper bound before anything is allocated
+        need(16 <= OmegaConf.select(cfg, key) <= MAX_SIDE, key, f"must be between 16 and {MAX_SIDE} pixels")
+    need(d.p * d.k <= 4096, "data.p", "data.p x data.k (clips per batch) must be <= 4096")
     need(d.min_seq_len >= 0, "data.min_seq_len", "must be >= 0")
     need(d.num_workers >= 0, "data.num_workers", "must be >= 0")
     need(d.split_id == "all" or (isinstance(d.split_id, int) and not isinstance(d.split_id, bool) and d.split_id >= 0),
@@ -309,12 +317,17 @@ def validate_config(cfg: DictConfig) -> DictConfig:
     need(d.test_sampling.clips in ("ap3d", "as_trained"), "data.test_sampling.clips", "must be ap3d or as_trained")
     for key in ("data.train_sampling", "data.test_sampling"):
         for f in ("seq_len", "stride"):
-            need(OmegaConf.select(cfg, f"{key}.{f}") >= 1, f"{key}.{f}", "must be >= 1")
+            need(1 <= OmegaConf.select(cfg, f"{key}.{f}") <= 10000, f"{key}.{f}", "must be between 1 and 10000")
     for key in ("data.augment.flip_p", "data.augment.erase_p"):
         need(0.0 <= OmegaConf.select(cfg, key) <= 1.0, key, "must be a probability in [0, 1]")
     need(d.augment.pad >= 0 and d.augment.crop >= 0, "data.augment.pad", "pad and crop must be >= 0")
     need(d.augment.crop < min(d.height, d.width), "data.augment.crop", "must be smaller than the frame")
     need(o.lr > 0 and math.isfinite(o.lr), "optim.lr", "must be a finite number > 0")
+    need(len(o.betas) == 2 and all(0.0 <= b < 1.0 for b in o.betas), "optim.betas", "must be two numbers in [0, 1)")
+    need(o.name in ("adam", "adamw", "sgd"), "optim.name", "must be adam, adamw or sgd")
+    for i, st in enumerate(cfg.stages):
+        need(st.epochs >= 1, f"stages.{i}.epochs", "must be >= 1")
+        need(st.lr is None or (st.lr > 0 and math.isfinite(st.lr)), f"stages.{i}.lr", "must be null or a finite number > 0")
     need(o.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
     need(0.0 <= o.momentum < 1.0, "optim.momentum", "must be in [0, 1)")
     need(o.pretrained_lr_mult >= 0, "optim.pretrained_lr_mult", "must be >= 0")
@@ -322,7 +335,7 @@ def validate_config(cfg: DictConfig) -> DictConfig:
     need(s.epochs >= 1, "schedule.epochs", "must be >= 1")
     need(s.warmup_epochs >= 0, "schedule.warmup_epochs", "must be >= 0")
     need(0 < s.gamma <= 1, "schedule.gamma", "must be in (0, 1]")
-    need(t.batch_size >= 1, "test.batch_size", "must be >= 1")
+    need(1 <= t.batch_size <= 65536, "test.batch_size", "must be between 1 and 65536")
     need(t.max_rank >= 1, "test.max_rank", "must be >= 1")
     need(t.rerank_k1 >= 1 and t.rerank_k2 >= 1, "test.rerank_k1", "rerank_k1 and rerank_k2 must be >= 1")
     need(0.0 <= t.rerank_lambda <= 1.0, "test.rerank_lambda", "must be in [0, 1]")
@@ -330,6 +343,7 @@ def validate_config(cfg: DictConfig) -> DictConfig:
     need(t.mode in ("embedding", "pairwise"), "test.mode", "must be embedding or pairwise")
     need(t.headline_map in ("mAP", "mAP_trapezoid"), "test.headline_map", "must be mAP or mAP_trapezoid")
     need(tr.log_every >= 1, "train.log_every", "must be >= 1")
+    need(bool(re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", str(tr.device))), "train.device", "must be auto, cpu, cuda, cuda:N or mps")
     if str(tr.amp).lower() in ("false", "off", "none", "no"):  # YAML reads a bare off as false
         tr.amp = "off"
     need(tr.amp in ("off", "bf16", "fp16"), "train.amp", "must be off, bf16 or fp16")

@@ -44,7 +44,7 @@ import cv2
 import numpy as np
 
 from ..errors import ConfigError, DatasetError
-from ..fileio import atomic_write_json, write_image
+from ..fileio import atomic_write_json, read_image, write_image
 from .tracklet import Tracklet
 
 METHODS = ("tvl1", "farneback", "lk")
@@ -124,7 +124,7 @@ def _compute_one(args) -> int:
             os._exit(11)
     grays = []
     for f in frames:
-        img = cv2.imread(str(Path(root) / f), cv2.IMREAD_GRAYSCALE)
+        img = read_image(Path(root) / f, cv2.IMREAD_GRAYSCALE)
         if img is None:
             raise DatasetError(f"cannot read image {Path(root) / f}")
         grays.append(img)
@@ -284,7 +284,7 @@ class FlowCache:
         """Flow of one frame as float32 (height, width, 2) in units of ``bound``, vectors scaled
         to the resized frame."""
         p = flow_path(self.root, self.method, frame)
-        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        img = read_image(p, cv2.IMREAD_COLOR)
         if img is None:
             raise DatasetError(f"missing flow file {p}; rebuild the cache with vidreid flow")
         f = decode(img)

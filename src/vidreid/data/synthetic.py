@@ -35,6 +35,7 @@ import numpy as np
 import scipy.io
 
 from ..errors import ConfigError
+from ..fileio import encode_image
 from .render import Camera, Identity, TrackletRenderer
 
 GENERATOR_VERSION = 1
@@ -438,8 +439,8 @@ def _render_job(job: Job) -> int:
         if full.parent not in made:
             full.parent.mkdir(parents=True, exist_ok=True)
             made.add(full.parent)
-        if not cv2.imwrite(str(full), frame, params if path.endswith(".jpg") else []):
-            raise OSError(f"could not write {full}")
+        # encoded in memory, written as bytes: any path (OpenCV's imwrite crashes on non-UTF-8 ones)
+        full.write_bytes(encode_image(frame, full.suffix, params if path.endswith(".jpg") else []))
     return len(job.paths)
 
 
@@ -485,14 +486,15 @@ def generate(layout: str, preset_name: str, out: str | Path, seed: int = 0, work
 
     Raises:
         ConfigError: unknown layout, preset, or Duke style.
-        FileExistsError: ``out`` exists and is not empty.
+        ConfigError: ``out`` exists and is not an empty folder.
     """
     global _WORLD, _ROOT
     if duke_style not in ("compact", "underscore", "mixed"):
         raise ConfigError(f"duke_style must be compact, underscore or mixed, got {duke_style!r}")
     root = Path(out)
-    if root.exists() and any(root.iterdir()):
-        raise FileExistsError(f"{root} exists and is not empty; choose an empty --out")
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise ConfigError(f"--out {root} exists and is not an empty folder; choose an empty or new --out "
+                          "(nothing there is replaced)")
     plan, extra, p = make_plan(layout, preset_name, root, seed, duke_style, **overrides)
     root.mkdir(parents=True, exist_ok=True)
     _WORLD, _ROOT = World(seed, p, plan.num_identities), root

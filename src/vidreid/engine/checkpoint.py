@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import VidReIDError
-from ..fileio import default_mode
+from ..fileio import WriteError, default_mode
 
 REQUIRED_KEYS = ("model", "config")
 
@@ -28,6 +28,38 @@ REQUIRED_KEYS = ("model", "config")
 class CheckpointError(VidReIDError):
     """A checkpoint is missing, truncated, not a vidreid checkpoint, or holds objects that a
     safe load refuses; the message names the file."""
+
+
+class CheckpointWriteError(WriteError, CheckpointError):
+    """A checkpoint could not be written (a full disk, permissions); the previous one is intact.
+    A failed write: exit status 1 on the command line."""
+
+
+def check_model_state(state, path) -> None:
+    """Raise :class:`CheckpointError` unless ``state`` is a non-empty mapping of names to tensors."""
+    if not isinstance(state, dict) or not state:
+        raise CheckpointError(f"checkpoint {path}: its model state is {'empty' if isinstance(state, dict) else type(state).__name__}, "
+                              "expected the tensors of a model")
+    bad = [k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"checkpoint {path}: model state entries that are not named tensors: {bad[:4]}")
+
+
+def load_model_state(model: torch.nn.Module, state: dict, path, what: str = "checkpoint") -> None:
+    """``model.load_state_dict(state)`` strictly, or a :class:`CheckpointError` naming the missing,
+    unexpected and mis-shaped keys (a checkpoint of another model or configuration)."""
+    check_model_state(state, path)
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shape = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
+             if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shape:
+        raise CheckpointError(f"{what} {path} does not fit the model {type(model).__name__}: "
+                              f"missing {missing[:4]}{' ...' if len(missing) > 4 else ''}, "
+                              f"unexpected {unexpected[:4]}{' ...' if len(unexpected) > 4 else ''}, "
+                              f"shapes {shape[:3]}")
+    model.load_state_dict(state)
 
 
 def rng_state() -> dict:
@@ -74,7 +106,8 @@ def save_checkpoint(state: dict, path: str | Path) -> Path:
     """Write ``state`` with torch.save atomically (temporary file + os.replace).
 
     Raises:
-        CheckpointError: the write failed (e.g. disk full); the previous checkpoint is intact.
+        CheckpointWriteError: the write failed (e.g. disk full; torch reports it as a RuntimeError
+            of its zip writer); the previous checkpoint is intact and the temporary file removed.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -86,10 +119,15 @@ def save_checkpoint(state: dict, path: str | Path) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as e:
+    except (OSError, RuntimeError) as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise CheckpointError(f"cannot write checkpoint {path}: {e.strerror or e}; the previous one is intact") from e
+        text = str(e)
+        if isinstance(e, RuntimeError) and not ("PytorchStreamWriter" in text or "inline_container" in text
+                                                or "write failed" in text):
+            raise  # not a failed write (e.g. an object that cannot be saved): a bug, shown as such
+        why = getattr(e, "strerror", None) or text.strip().splitlines()[-1][:200]
+        raise CheckpointWriteError(f"cannot write checkpoint {path}: {why}; the previous one is intact") from e
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -117,11 +155,15 @@ def load_checkpoint(path: str | Path) -> dict:
             raise CheckpointError(f"checkpoint {path} holds objects a safe load refuses ({hint[:200]}); "
                                   "it was not written by vidreid or was tampered with, and was not loaded") from None
         raise CheckpointError(f"checkpoint {path} is corrupt: {first[:200]}") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+    except Exception as e:  # torch reports a non-zip, text or cut file in many ways (KeyError, EOFError, ...)
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({msg[:200]})") from None
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt, or not a checkpoint "
+                              f"({type(e).__name__}: {msg[:200]})") from None
     if not isinstance(st, dict) or any(k not in st for k in REQUIRED_KEYS):
-        have = sorted(st)[:8] if isinstance(st, dict) else type(st).__name__
+        have = sorted(map(str, st))[:8] if isinstance(st, dict) else type(st).__name__
         raise CheckpointError(f"{path} is not a vidreid checkpoint: expected the keys {list(REQUIRED_KEYS)}, "
                               f"found {have}")
+    check_model_state(st["model"], path)
+    if not isinstance(st["config"], dict):
+        raise CheckpointError(f"{path} is not a vidreid checkpoint: its config is a {type(st['config']).__name__}")
     return st

@@ -97,6 +97,23 @@ def all_gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts, 0)
 
 
+def max_over_ranks(value: int) -> int:
+    """The largest of an integer over the ranks (the value itself outside a process group): e.g.
+    whether any rank received a stop signal, so that every rank stops at the same step."""
+    if not is_distributed():
+        return int(value)
+    dev = local_device() if dist.get_backend() == "nccl" else torch.device("cpu")
+    t = torch.tensor([int(value)], device=dev)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
+def barrier() -> None:
+    """``dist.barrier()`` in a process group; a no-op outside one."""
+    if is_distributed():
+        dist.barrier()
+
+
 def all_gather_object(obj) -> list:
     """[obj of rank 0, obj of rank 1, ...] (any picklable object, e.g. CPU feature tensors of
     unequal sizes). ``[obj]`` outside a process group."""

@@ -205,7 +205,4 @@ def write_json(obj, path: str | Path) -> None:
     atomic_write_json(path, obj)
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+from ..device import pick_device  # noqa: E402,F401  (its home is vidreid/device.py; kept importable here)

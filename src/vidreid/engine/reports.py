@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from ..data.tracklet import ReIDSplit
-from ..fileio import save_figure, write_image
+from ..fileio import read_image, save_figure, write_image
 
 GREEN, RED, WHITE = (40, 180, 40), (40, 40, 220), (255, 255, 255)  # BGR
 
@@ -47,7 +47,7 @@ def _cell(root: Path, frames, n: int, h: int, w: int, border=None) -> np.ndarray
     idx = np.unique(np.round(np.linspace(0, len(frames) - 1, n)).astype(int))
     imgs = []
     for i in idx:
-        im = cv2.imread(str(root / frames[i]))
+        im = read_image(root / frames[i])
         imgs.append(cv2.resize(im, (w, h)) if im is not None else np.zeros((h, w, 3), np.uint8))
     strip = np.concatenate(imgs, 1)
     if border is not None:

@@ -27,12 +27,14 @@ from ..data.sampling import TemporalSampler
 from ..data.transforms import ClipTransform
 from ..data.video import ClipDataset
 from ..errors import ConfigError, NonFiniteLossError, TrainingInterrupted
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_json, atomic_write_text
 from ..losses import CompositeLoss
 from ..models import create_model
 from ..models.registry import to_channels_last
-from .checkpoint import load_checkpoint, nonfinite_tensors, rng_state, save_checkpoint, set_rng_state
-from .distributed import all_gather_with_grad, local_device, rank_world
+from .checkpoint import (CheckpointError, load_checkpoint, load_model_state, nonfinite_tensors, rng_state,
+                         save_checkpoint, set_rng_state)
+from .distributed import all_gather_object, all_gather_with_grad, barrier, local_device, max_over_ranks, rank_world
+from .rundir import MANIFEST, new_run_id, open_run_folder
 from .evaluator import amp_dtype, autocast, evaluate_split, make_test_transform, pick_device, write_json
 
 
@@ -41,7 +43,6 @@ from .evaluator import amp_dtype, autocast, evaluate_split, make_test_transform,
 # the caller allows it (then the new values are applied and recorded).
 RESUME_FREE_KEYS = ("train.output_dir", "train.progress", "train.log_every", "train.device", "train.checkpoint_every",
                     "train.channels_last", "data.num_workers", "data.root", "data.verify_files", "test.")
-RUN_FILES = ("checkpoint.pt", "metrics.json", "log.jsonl")
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -226,6 +227,8 @@ class Trainer:
     def __init__(self, cfg, split_id: int | None = None):
         self.cfg = cfg
         self.rank, self.world = rank_world()
+        self.run_id = new_run_id()  # kept in checkpoints: a resume continues this run (engine/rundir.py)
+        self.run_folder = None
         self.device = local_device() if (self.world > 1 and cfg.train.device == "auto") else pick_device(cfg.train.device)
         amp_dtype(cfg.train.amp, self.device)  # an unusable setting fails here, before any work
         sid = cfg.data.split_id if split_id is None else split_id
@@ -488,20 +491,25 @@ class Trainer:
                                  {self.cfg.data.dataset + "@" + str(Path(self.split.root).resolve()):
                                   sorted({t.pid for t in self.split.train})}),
             "sources": self.sources,
+            "run_id": self.run_id,  # the run this checkpoint continues (engine/rundir.py)
         }
 
-    def load_state_dict(self, st: dict, apply_config: bool = False) -> None:
+    def load_state_dict(self, st: dict, apply_config: bool = False, source="--resume") -> None:
         """Restore a :meth:`state_dict`. With ``apply_config`` the optimiser's hyper-parameters
         and base learning rates are those of this trainer's config rather than the
         checkpoint's (a resume with changed settings, allowed on purpose)."""
         self.enter_stage(st.get("stage", 0))
-        self.model.load_state_dict(st["model"])
-        self.optimizer.load_state_dict(st["optimizer"])
+        load_model_state(self.model, st["model"], source)
+        try:
+            self.optimizer.load_state_dict(st["optimizer"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise CheckpointError(f"checkpoint {source}: its optimiser state does not fit this run's ({e})") from None
         self.scheduler.load_state_dict(st["scheduler"])
         self.loss.load_state_dict(st["loss"])
         self.sampler.load_state_dict(st["sampler"])
         set_rng_state(st["rng"])
         self.epoch, self.global_step = st["epoch"], st["global_step"]
+        self.run_id = st.get("run_id") or self.run_id
         if apply_config:
             fresh = build_optimizer(self.cfg, self.model, self.plan[self.stage][2].lr)
             factor = self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
@@ -581,17 +589,15 @@ class Trainer:
         raise NonFiniteLossError(f"loss is {float(loss)} at {where} (global step {first}); "
                                  f"terms: {({k: float(v) for k, v in parts.items()})}")
 
-    def _check_output_dir(self, overwrite: bool) -> None:
-        found = [f for f in RUN_FILES if (self.out_dir / f).exists()]
-        if not found:
-            return
-        if not overwrite:
-            raise ConfigError(
-                f"train.output_dir {self.out_dir} already holds a run ({', '.join(found)}); continue it with "
-                f"--resume {self.out_dir / 'checkpoint.pt'}, replace it with --overwrite (train.overwrite=true), "
-                "or choose another train.output_dir")
-        if self.rank == 0 and (self.out_dir / "log.jsonl").exists():
-            atomic_write_text(self.out_dir / "log.jsonl", "")  # our own log: the new run starts it afresh
+    def _stop_requested(self) -> bool:
+        """Whether a stop signal arrived (on any rank, in a process group: every rank then stops
+        at the same step, so the checkpoint rank 0 writes is the step every rank reports)."""
+        if self.world > 1:
+            sig = max_over_ranks(self._signal or 0)
+            if sig and self._signal is None:
+                self._signal = sig
+            return bool(sig)
+        return self._signal is not None
 
     def _trim_log(self) -> None:
         """After a resume, drop log rows past the checkpoint's step (written after it, then
@@ -654,18 +660,44 @@ class Trainer:
             TrainingInterrupted: SIGINT / SIGTERM (after saving a resumable checkpoint).
         """
         cfg = self.cfg
-        if resume is None:
-            self._check_output_dir(cfg.train.overwrite if overwrite is None else overwrite)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        st = load_checkpoint(resume) if resume is not None else None
+        # the folder: the user's files are never touched; another run only with overwrite (rundir.py).
+        # Rank 0 decides and acts; every rank gets its verdict.
+        err = None
+        if self.rank == 0:
+            try:
+                self.run_folder = open_run_folder(
+                    self.out_dir, (st.get("run_id") if st else None) or self.run_id,
+                    resume_run_id=st.get("run_id") if st else None, resume_path=resume,
+                    overwrite=cfg.train.overwrite if overwrite is None else overwrite)
+            except ConfigError as e:
+                err = str(e)
+        if self.world > 1:
+            err = all_gather_object(err)[0]
+        if err:
+            raise ConfigError(err)
+        try:
+            out = self._fit(st, resume, stop_after_epochs, allow_changes)
+        except TrainingInterrupted:
+            raise  # a resumable checkpoint of the new run exists: it stays (a replaced run stays aside)
+        except BaseException:
+            if self.rank == 0:
+                self.run_folder.failed()  # put a replaced run back
+            raise
+        if self.rank == 0 and "stopped_at_epoch" not in out:
+            self.run_folder.finished()
+        return out
+
+    def _fit(self, st, resume, stop_after_epochs, allow_changes) -> dict:
+        cfg = self.cfg
         if resume is not None:
-            st = load_checkpoint(resume)
             diff = changed_settings(st["config"], to_container(cfg))
             if diff and not allow_changes:
                 lines = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in ((k, *v) for k, v in list(diff.items())[:8]))
                 raise ConfigError(f"--resume {resume}: the settings differ from the checkpoint's ({lines}"
                                   f"{'; ...' if len(diff) > 8 else ''}); drop the overrides to continue the run as "
                                   "it was, or pass --allow-changes to apply them")
-            self.load_state_dict(st, apply_config=bool(diff))
+            self.load_state_dict(st, apply_config=bool(diff), source=resume)
             self._trim_log()
         else:
             self.init_lookup_tables()
@@ -700,6 +732,7 @@ class Trainer:
 
         def interrupted(where: str):
             self._save(ckpt)
+            barrier()  # every rank reports once rank 0's checkpoint is on disk
             return TrainingInterrupted(self._signal, ckpt, self.epoch, self.global_step, where)
 
         try:
@@ -730,14 +763,15 @@ class Trainer:
                         self._log(rec, writer)
                         if hasattr(it, "set_postfix"):
                             it.set_postfix(loss=f"{lv:.3f}")
-                    if self._signal is not None and i + 1 < self.iters_per_epoch:
+                    check = self.world == 1 or self.global_step % cfg.train.log_every == 0  # same steps on every rank
+                    if check and i + 1 < self.iters_per_epoch and self._stop_requested():
                         raise interrupted(f"epoch {self.epoch + 1}, step {i + 1} of {self.iters_per_epoch}")
                 dropped = getattr(self.sampler, "dropped_for_ranks", 0)
                 if dropped:  # pairs cut so that every rank makes the same number of steps (samplers.py)
                     self._log({"epoch": self.epoch, "step": self.global_step, "pairs_dropped_for_ranks": dropped}, writer)
                 self.epoch += 1
                 self.sampler.set_epoch(self.epoch, 0)
-                if self._signal is not None:
+                if self._stop_requested():
                     raise interrupted(f"the end of epoch {self.epoch}")
                 if self.epoch % cfg.train.checkpoint_every == 0 or self.epoch == total_epochs:
                     self._save(ckpt)
@@ -747,6 +781,13 @@ class Trainer:
                                 "eval_mAP_trapezoid": m["mAP_trapezoid"]}, writer)
                 if stop_after_epochs is not None and self.epoch >= stop_after_epochs and self.epoch < total_epochs:
                     return {"stopped_at_epoch": self.epoch}
+            # the training is complete and saved: from here a signal interrupts at once (the
+            # evaluation can be rerun with vidreid test), it is never swallowed
+            for sig, h in handlers.items():
+                signal.signal(sig, h)
+            handlers = {}
+            if self._signal is not None:
+                raise KeyboardInterrupt
             metrics = self.evaluate()
             if self.rank == 0:
                 write_json(metrics, self.out_dir / "metrics.json")
@@ -776,9 +817,10 @@ class Trainer:
         return first
 
 
-def load_model_from_checkpoint(path, cfg=None):
+def load_model_from_checkpoint(path, cfg=None, source=None):
     """Rebuild the model a checkpoint was trained with and load its weights. ``path``: the
-    checkpoint file, or a checkpoint dict already read with :func:`load_checkpoint`.
+    checkpoint file, or a checkpoint dict already read with :func:`load_checkpoint` (``source``:
+    its file name, for messages).
 
     Returns (model, config, checkpoint dict).
 
@@ -786,10 +828,19 @@ def load_model_from_checkpoint(path, cfg=None):
         CheckpointError: a missing, corrupt, unsafe or foreign checkpoint file.
     """
     st = path if isinstance(path, dict) else load_checkpoint(path)
-    ckcfg = from_container(st["config"])
+    source = source if source is not None else ("(given)" if isinstance(path, dict) else path)
+    where = f"checkpoint {source}"
+    try:
+        ckcfg = from_container(st["config"])
+        labels = st.get("labels", {})
+        model = create_model(ckcfg.model.name, num_classes=len(labels) if isinstance(labels, dict) else 0,
+                             **ckcfg.model.args)
+    except ConfigError as e:
+        raise CheckpointError(f"{where}: its config does not build a model ({e})") from None
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
+        raise CheckpointError(f"{where}: its config is not a vidreid config ({type(e).__name__}: {e})") from None
     cfg = cfg or ckcfg
-    model = create_model(ckcfg.model.name, num_classes=len(st.get("labels", {})), **ckcfg.model.args)
-    model.load_state_dict(st["model"])
+    load_model_state(model, st["model"], source)
     plan = stage_plan(ckcfg)  # the model attributes of the stage the checkpoint was written in
     _, _, stage = plan[st.get("stage", stage_index(plan, st.get("epoch", 0)))]
     apply_model_attrs(model, dict(stage.model_attrs), {}, "checkpoint stage")
@@ -856,6 +907,15 @@ def train_all_splits(cfg) -> dict:
         c.data.split_id = 0
         per = [Trainer(c, 0).fit()]
         return {"per_split": per, "summary": summarize(per)}
+    owned = ["metrics.json"] + [f"split_{s}" for s in range(ds.num_splits)]
+    if base.is_dir():  # a folder of per-split runs: only its own entries may be there (engine/rundir.py)
+        foreign = sorted(p.name for p in base.iterdir() if p.name not in owned and p.name != MANIFEST)
+        if foreign:
+            raise ConfigError(f"train.output_dir {base} holds files vidreid did not write ({', '.join(foreign[:5])}); "
+                              "nothing there is replaced or deleted: choose an empty or new train.output_dir")
+    if rank_world()[0] == 0:
+        base.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(base / MANIFEST, {"run_id": None, "owned": owned, "written_by": "vidreid train (all splits)"})
     per = []
     for s in range(ds.num_splits):
         c = cfg.copy()

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import VidReIDError
-from ..fileio import atomic_path
+from ..fileio import WriteError, atomic_path
 
 PARITY_TOL = 1e-4
 
@@ -98,6 +98,8 @@ def export_onnx(model: torch.nn.Module, out: str | Path, height: int, width: int
     Raises:
         ExportError: the exporter fails (its first line is given) or the fixed-T graph differs
             from PyTorch by more than 1e-4 (relative L2).
+        WriteError: the file cannot be written (e.g. a full disk); names ``out``, which is left
+            as it was.
     """
     if exporter not in ("legacy", "dynamo"):
         raise ExportError(f"exporter must be legacy or dynamo, got {exporter!r}")
@@ -121,6 +123,8 @@ def export_onnx(model: torch.nn.Module, out: str | Path, height: int, width: int
             try:
                 torch.onnx.export(wrapper, args, str(path), input_names=names, output_names=["embedding"],
                                   dynamic_axes=axes, opset_version=opset, dynamo=exporter == "dynamo")
+            except OSError:
+                raise  # a failed write (e.g. a full disk), not the model's fault: reported below with the user's path
             except Exception as e:
                 first = (str(e).strip().splitlines() or [type(e).__name__])[0]
                 raise ExportError(f"{type(model).__name__} cannot be exported to ONNX ({exporter} exporter): "
@@ -128,6 +132,13 @@ def export_onnx(model: torch.nn.Module, out: str | Path, height: int, width: int
         wrapper.eval()  # the exporter may restore training mode on the wrapper
 
     other_t = t + 3
+    try:
+        return _export_to(out, run_export, wrapper, names, t, other_t, height, width, flow, opset, exporter, model)
+    except OSError as e:
+        raise WriteError(f"cannot write {out}: {e.strerror or e}; nothing was written there") from e
+
+
+def _export_to(out, run_export, wrapper, names, t, other_t, height, width, flow, opset, exporter, model) -> dict:
     why = None
     with atomic_path(out) as tmp:
         try:

@@ -69,29 +69,65 @@ class Embeddings:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "Embeddings":
-        """Read an embeddings file (no pickles are loaded).
+    def load(cls, path: str | Path, drop_nonfinite: bool = False) -> "Embeddings":
+        """Read an embeddings file (no pickles are loaded) and check it: ``embeddings`` a 2-D
+        array of finite real numbers with at least one column, ``names`` / ``cameras`` strings,
+        ``pids`` / ``first_frame`` / ``last_frame`` integers, one row per tracklet, ``meta`` a
+        JSON object.
+
+        Args:
+            drop_nonfinite: leave out rows with NaN or infinite values (their count is in
+                ``meta["dropped_nonfinite"]``) instead of refusing the file.
 
         Raises:
-            DatasetError: missing file, or a key missing or of the wrong shape (named).
+            DatasetError: a missing, truncated or foreign file, a key missing or of the wrong type
+                or shape, or non-finite embeddings (names the file and the first rows).
         """
+        import zipfile
+
         path = Path(path)
         if not path.is_file():
             raise DatasetError(f"missing embeddings file {path}")
+        need = ("embeddings", "names", "cameras", "pids", "first_frame", "last_frame", "meta")
         try:
             z = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as e:
-            raise DatasetError(f"{path}: not an embeddings .npz ({e})") from None
-        need = ("embeddings", "names", "cameras", "pids", "first_frame", "last_frame", "meta")
-        miss = [k for k in need if k not in z.files]
-        if miss:
-            raise DatasetError(f"{path}: missing key(s) {miss}; expected {list(need)} (written by `vidreid embed`)")
-        e = z["embeddings"]
-        n = len(z["names"])
-        if e.ndim != 2 or len(e) != n or any(len(z[k]) != n for k in need[2:6]):
-            raise DatasetError(f"{path}: embeddings {e.shape} and names ({n}) must have one row per tracklet")
-        return cls(e.astype(np.float32), [str(x) for x in z["names"]], [str(x) for x in z["cameras"]], z["pids"],
-                   z["first_frame"], z["last_frame"], json.loads(str(z["meta"])))
+            if not hasattr(z, "files"):
+                raise DatasetError(f"{path}: a plain .npy array, not an embeddings .npz (written by `vidreid embed`)")
+            miss = [k for k in need if k not in z.files]
+            if miss:
+                raise DatasetError(f"{path}: missing key(s) {miss}; expected {list(need)} (written by `vidreid embed`)")
+            arr = {k: z[k] for k in need}
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
+            raise DatasetError(f"{path}: not a readable embeddings .npz ({type(e).__name__}: {e})") from None
+        e = arr["embeddings"]
+        if e.dtype.kind not in "fiu" or e.ndim != 2 or e.shape[1] < 1:
+            raise DatasetError(f"{path}: embeddings must be a 2-D array of numbers (N, D), got {e.dtype} {e.shape}")
+        n = len(e)
+        for k in ("names", "cameras"):
+            if arr[k].ndim != 1 or arr[k].dtype.kind not in "US" or len(arr[k]) != n:
+                raise DatasetError(f"{path}: {k} must be {n} strings (one per embedding), got {arr[k].dtype} {arr[k].shape}")
+        for k in ("pids", "first_frame", "last_frame"):
+            if arr[k].ndim != 1 or arr[k].dtype.kind not in "iu" or len(arr[k]) != n:
+                raise DatasetError(f"{path}: {k} must be {n} integers, got {arr[k].dtype} {arr[k].shape}")
+        try:
+            meta = json.loads(str(arr["meta"]))
+        except ValueError:
+            meta = None
+        if not isinstance(meta, dict):
+            raise DatasetError(f"{path}: meta must be a JSON object (written by `vidreid embed`)")
+        e = e.astype(np.float32)
+        bad = np.flatnonzero(~np.isfinite(e).all(1))
+        keep = np.ones(n, bool)
+        if len(bad):
+            if not drop_nonfinite:
+                raise DatasetError(f"{path}: {len(bad)} of {n} embeddings hold NaN or infinite values (rows "
+                                   f"{bad[:5].tolist()}, e.g. {str(arr['names'][bad[0]])!r}); re-embed them, or pass "
+                                   "--drop-nonfinite to leave them out")
+            keep[bad] = False
+            meta = dict(meta, dropped_nonfinite=int(len(bad)))
+        return cls(e[keep], [str(x) for x in arr["names"][keep]], [str(x) for x in arr["cameras"][keep]],
+                   arr["pids"][keep].astype(np.int64), arr["first_frame"][keep].astype(np.int64),
+                   arr["last_frame"][keep].astype(np.int64), meta)
 
 
 def embed_tracklet_folder(model, root: str | Path, batch_size: int | None = None) -> Embeddings:

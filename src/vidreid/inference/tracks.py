@@ -31,7 +31,11 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
+import os
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,8 +43,8 @@ import cv2
 import numpy as np
 
 from ..data.datasets.common import IMAGE_EXTS, frame_number
-from ..errors import DatasetError
-from ..fileio import atomic_write_json, atomic_write_text, write_image
+from ..errors import ConfigError, DatasetError
+from ..fileio import atomic_write_json, atomic_write_text, open_video, read_image, write_image
 
 MANIFEST = "tracklets.csv"
 MANIFEST_COLUMNS = ("tracklet", "camera", "track_id", "pid", "frames", "first_frame", "last_frame")
@@ -63,34 +67,60 @@ class Box:
     visibility: float = 1.0
 
 
+def _mot_int(c: str) -> int | None:
+    """An integer column (frame, id): decimal digits parsed exactly (no float rounding, so ids
+    above 2**53 stay distinct), or a float spelling of an integer such as ``3.0``; None otherwise."""
+    try:
+        return int(c)
+    except ValueError:
+        pass
+    try:
+        v = float(c)
+    except ValueError:
+        return None
+    if not np.isfinite(v) or v != int(v) or abs(v) >= 2 ** 53:  # beyond 2**53 a float is not an exact id
+        return None
+    return int(v)
+
+
 def read_mot(path: str | Path) -> list[Box]:
-    """Parse a MOT Challenge text file (columns as in the module doc).
+    """Parse a MOT Challenge text file (columns as in the module doc). Frame and track id are
+    parsed as integers (exactly, whatever their size); the other columns must be finite numbers.
 
     Raises:
-        DatasetError: a missing file, or a line that is not at least six numbers, names the
-            file and the line number.
+        DatasetError: a missing file, text that is not UTF-8, or a line that is not at least six
+            numbers of the right kinds; names the file and the line number.
     """
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"missing track file {path}: expected MOT-format lines 'frame,id,left,top,width,height,...'")
     out = []
-    with open(path, newline="") as f:
-        for n, line in enumerate(f, start=1):
-            s = line.strip()
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, start=1):
+            try:
+                s = raw.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                raise DatasetError(f"{path}:{n}: not UTF-8 text; expected MOT-format numbers") from None
             if not s or s.startswith("#"):
                 continue
             cols = [c.strip() for c in s.split(",")]
+            if len(cols) < 6:
+                raise DatasetError(f"{path}:{n}: expected at least 6 columns (frame,id,left,top,width,height), got {len(cols)}")
+            frame, tid = _mot_int(cols[0]), _mot_int(cols[1])
+            if frame is None or frame < 1 or tid is None:
+                raise DatasetError(f"{path}:{n}: frame must be an integer >= 1 and id an integer, got {cols[0]!r}, {cols[1]!r}")
             try:
-                v = [float(c) for c in cols[:9]]
+                v = [float(c) for c in cols[2:9]]
             except ValueError:
                 raise DatasetError(f"{path}:{n}: expected numbers 'frame,id,left,top,width,height[,conf,class,visibility]', "
                                    f"got {s[:80]!r}") from None
-            if len(v) < 6:
-                raise DatasetError(f"{path}:{n}: expected at least 6 columns (frame,id,left,top,width,height), got {len(v)}")
-            if v[0] != int(v[0]) or v[0] < 1 or v[1] != int(v[1]):
-                raise DatasetError(f"{path}:{n}: frame must be an integer >= 1 and id an integer, got {cols[0]!r}, {cols[1]!r}")
-            out.append(Box(int(v[0]), int(v[1]), v[2], v[3], v[4], v[5], v[6] if len(v) > 6 else 1.0,
-                           int(v[7]) if len(v) > 7 and v[7] == int(v[7]) else None, v[8] if len(v) > 8 else 1.0))
+            bad = [i + 3 for i, x in enumerate(v) if not np.isfinite(x)]
+            if bad:
+                raise DatasetError(f"{path}:{n}: column {bad[0]} is {cols[bad[0] - 1]!r}; boxes, confidence, class and "
+                                   "visibility must be finite numbers")
+            cls = int(v[5]) if len(v) > 5 and v[5] == int(v[5]) else None
+            out.append(Box(frame, tid, v[0], v[1], v[2], v[3], v[4] if len(v) > 4 else 1.0, cls,
+                           v[6] if len(v) > 6 else 1.0))
     if not out:
         raise DatasetError(f"{path}: no boxes (empty, or only comments)")
     return out
@@ -135,7 +165,7 @@ def plan_tracklets(boxes: list[Box], width: int, height: int, flt: TrackFilter =
     ``subsampled``, ``duplicate_frame``) and then tracks shorter than ``min_length``
     (``short_tracks`` and their ``boxes_in_short_tracks``)."""
     if flt.every < 1 or flt.min_length < 1:
-        raise ValueError("every and min_length must be >= 1")
+        raise ConfigError(f"--every and --min-length must be >= 1, got {flt.every} and {flt.min_length}")
     dropped = dict.fromkeys(("low_conf", "low_visibility", "class", "outside_image", "too_small", "subsampled",
                              "duplicate_frame", "short_tracks", "boxes_in_short_tracks"), 0)
     per: dict[int, dict[int, tuple]] = {}
@@ -199,7 +229,7 @@ def ordered_images(folder: Path, require_number: bool = False) -> list[tuple[int
 
 
 def _read_image(path: Path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    img = read_image(path)
     if img is None:
         raise DatasetError(f"cannot read image {path}: missing or not a decodable image")
     return img
@@ -210,25 +240,24 @@ def _frames(video: Path | None, frames_dir: Path | None):
     if video is not None:
         if not video.is_file():
             raise DatasetError(f"missing video {video}")
-        cap = cv2.VideoCapture(str(video))
-        if not cap.isOpened():
-            raise DatasetError(f"cannot open video {video} with OpenCV (unsupported codec or not a video)")
-        ok, first = cap.read()
-        if not ok:
-            cap.release()
-            raise DatasetError(f"{video}: no frame could be decoded")
 
         def gen():
-            n, img = 1, first
-            try:
-                while img is not None:
-                    yield n, img
+            with open_video(video) as cap:
+                if not cap.isOpened():
+                    raise DatasetError(f"cannot open video {video} with OpenCV (unsupported codec or not a video)")
+                n = 1
+                while True:
                     ok, img = cap.read()
-                    img = img if ok else None
+                    if not ok:
+                        return
+                    yield n, img
                     n += 1
-            finally:
-                cap.release()
-        return (first.shape[1], first.shape[0]), gen()
+
+        it = gen()
+        first = next(it, None)
+        if first is None:
+            raise DatasetError(f"{video}: no frame could be decoded")
+        return (first[1].shape[1], first[1].shape[0]), itertools.chain([first], it)
     if frames_dir is None or not frames_dir.is_dir():
         raise DatasetError(f"missing image-sequence folder {frames_dir}")
     seq = ordered_images(frames_dir, require_number=True)
@@ -239,18 +268,37 @@ def _frames(video: Path | None, frames_dir: Path | None):
 
 
 def read_manifest(out: Path) -> list[dict]:
-    """The rows of ``out/tracklets.csv`` as dicts of strings ([] when there is none).
+    """The rows of ``out/tracklets.csv`` as dicts of strings ([] when there is none), checked:
+    integer ``track_id``, ``frames``, ``first_frame``, ``last_frame``, an integer or empty
+    ``pid``, and a ``tracklet`` path inside ``out`` (relative, no ``..``).
 
     Raises:
-        DatasetError: the file lacks one of :data:`MANIFEST_COLUMNS`.
+        DatasetError: the file is not UTF-8, lacks one of :data:`MANIFEST_COLUMNS`, or a row
+            breaks the rules above (names the file, the line and the column).
     """
     p = out / MANIFEST
     if not p.is_file():
         return []
-    with open(p, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if rows and set(MANIFEST_COLUMNS) - set(rows[0]):
-        raise DatasetError(f"{p}: expected columns {', '.join(MANIFEST_COLUMNS)}")
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{p}: not UTF-8 text (byte {e.start})") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    rows = []
+    for r in reader:
+        line = reader.line_num
+        if set(MANIFEST_COLUMNS) - set(r) or any(r[k] is None for k in MANIFEST_COLUMNS):
+            raise DatasetError(f"{p}:{line}: expected columns {', '.join(MANIFEST_COLUMNS)}")
+        for k in ("track_id", "frames", "first_frame", "last_frame") + (("pid",) if r["pid"].strip() else ()):
+            try:
+                int(r[k])
+            except ValueError:
+                raise DatasetError(f"{p}:{line}: column {k} must be an integer, got {r[k]!r}") from None
+        rel = Path(r["tracklet"])
+        if not r["tracklet"] or rel.is_absolute() or ".." in rel.parts:
+            raise DatasetError(f"{p}:{line}: tracklet {r['tracklet']!r} must be a folder inside {out} "
+                               "(a relative path without '..')")
+        rows.append(r)
     return rows
 
 
@@ -282,11 +330,19 @@ def video_to_tracklets(tracks: str | Path, out: str | Path, camera: str = "cam1"
 
     Returns:
         the report: tracklets and crops written, boxes read, dropped boxes and tracks by reason,
-        boxes on frames the video does not have.
+        boxes on frames the video does not have, tracks that the end of the video left shorter
+        than ``min_length`` (removed), and a ``note`` saying so when the video ended first.
+
+    The camera folder is written under a temporary name and renamed when complete, so a failure
+    (or a kill) never leaves a partial ``out/<camera>``; temporary folders of a killed run are
+    removed at the next start.
 
     Raises:
         DatasetError: a bad or missing video, image or track file (named, with the line), an
-            invalid camera name, or a camera folder that already exists in ``out``.
+            invalid camera name, a camera folder that already exists in ``out``, an invalid
+            ``tracklets.csv`` already in ``out``, or no tracklet left after the filters (the
+            counts in one line).
+        ConfigError: ``every`` or ``min_length`` below 1.
     """
     if (video is None) == (frames is None):
         raise DatasetError("give exactly one of a video file and an image-sequence folder")
@@ -294,10 +350,15 @@ def video_to_tracklets(tracks: str | Path, out: str | Path, camera: str = "cam1"
         raise DatasetError(f"camera name {camera!r}: use letters, digits, '_', '.', '-'")
     out = Path(out)
     cam_dir = out / camera
+    for stale in out.glob(f".{camera}.partial-*") if out.is_dir() else ():
+        shutil.rmtree(stale, ignore_errors=True)  # left by a killed run of this program (own naming)
     if cam_dir.exists():
         raise DatasetError(f"{cam_dir} already exists: tracklets of camera {camera!r} were written there before; "
                            "choose another --camera or --out (nothing is overwritten)")
+    if out.exists() and not out.is_dir():
+        raise DatasetError(f"--out {out} is a file; give a folder")
     boxes = read_mot(tracks)
+    rows = [r for r in read_manifest(out) if r["camera"] != camera]  # checked before any crop is written
     (W, H), frame_iter = _frames(Path(video) if video is not None else None, Path(frames) if frames is not None else None)
     plan = plan_tracklets(boxes, W, H, flt)
     if identities is not None:
@@ -314,30 +375,56 @@ def video_to_tracklets(tracks: str | Path, out: str | Path, camera: str = "cam1"
         from tqdm import tqdm
 
         frame_iter = tqdm(frame_iter, desc=f"crop {camera}", leave=False)
-    for n, img in frame_iter:
-        last_frame = n
-        if img.shape[0] != H or img.shape[1] != W:
-            raise DatasetError(f"frame {n} is {img.shape[1]}x{img.shape[0]}, the first was {W}x{H}")
-        for tid, (_, x0, y0, x1, y1) in by_frame.pop(n, []):
-            d = cam_dir / f"{tid:06d}"
-            d.mkdir(parents=True, exist_ok=True)
-            write_image(d / f"{n:06d}.jpg", img[y0:y1, x0:x1], [cv2.IMWRITE_JPEG_QUALITY, 95])
-            written[tid].append(n)
-    beyond = sum(len(v) for v in by_frame.values())
-    rows = [r for r in read_manifest(out) if r["camera"] != camera]
-    for tid, fr in sorted(written.items()):
-        if not fr:
-            continue
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    # crops go to a staging folder, renamed to out/<camera> when complete: a failure or a kill never
+    # leaves a half-written camera folder that would block the rerun
+    stage = Path(tempfile.mkdtemp(prefix=f".{camera}.partial-", dir=out))
+    try:
+        for n, img in frame_iter:
+            last_frame = n
+            if img.shape[0] != H or img.shape[1] != W:
+                raise DatasetError(f"frame {n} is {img.shape[1]}x{img.shape[0]}, the first was {W}x{H}")
+            for tid, (_, x0, y0, x1, y1) in by_frame.pop(n, []):
+                d = stage / f"{tid:06d}"
+                d.mkdir(parents=True, exist_ok=True)
+                write_image(d / f"{n:06d}.jpg", img[y0:y1, x0:x1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+                written[tid].append(n)
+        beyond = sum(len(v) for v in by_frame.values())
+        # the length filter again on what was really cropped: a video that ends before its tracks
+        # leaves some tracks short; they are removed and counted, never kept below --min-length
+        cut = [tid for tid, fr in written.items() if 0 < len(fr) < flt.min_length]
+        for tid in cut:
+            shutil.rmtree(stage / f"{tid:06d}")
+        dropped = dict(plan.dropped, boxes_beyond_last_frame=beyond, short_after_video_end=len(cut),
+                       boxes_in_short_after_video_end=sum(len(written[t]) for t in cut))
+        for tid in cut:
+            written[tid] = []
+        kept = {tid: fr for tid, fr in written.items() if fr}
+        report = {"camera": camera, "source": str(video if video is not None else frames), "tracks_file": str(tracks),
+                  "image_size": [W, H], "frames_decoded": last_frame, "boxes_read": plan.boxes_read,
+                  "tracklets_written": len(kept), "crops_written": sum(len(v) for v in kept.values()),
+                  "dropped": dropped,
+                  "filters": {k: (list(v) if isinstance(v, tuple) else v) for k, v in flt.__dict__.items()}}
+        if not kept:
+            counts = ", ".join(f"{k} {v}" for k, v in dropped.items() if v)
+            raise DatasetError(f"{tracks}: no tracklet left for camera {camera!r} ({plan.boxes_read} boxes read, "
+                               f"{last_frame} frames decoded; dropped: {counts or 'nothing'}); loosen the filters")
+        atomic_write_json(stage / "tracks_report.json", report)
+        os.replace(stage, cam_dir)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        if created and not any(out.iterdir()):
+            out.rmdir()  # the folder this call made, left empty
+        raise
+    if beyond or cut:
+        report["note"] = (f"the {'video' if video is not None else 'image sequence'} ended at frame {last_frame}, before "
+                          f"the tracks did: {beyond} boxes had no frame"
+                          + (f"; {len(cut)} track(s) fell below --min-length {flt.min_length} and were left out" if cut else ""))
+    for tid, fr in sorted(kept.items()):
         rows.append({"tracklet": f"{camera}/{tid:06d}", "camera": camera, "track_id": tid,
                      "pid": "" if identities is None else identities[tid], "frames": len(fr),
                      "first_frame": fr[0], "last_frame": fr[-1]})
-    cam_dir.mkdir(parents=True, exist_ok=True)
-    report = {"camera": camera, "source": str(video if video is not None else frames), "tracks_file": str(tracks),
-              "image_size": [W, H], "frames_decoded": last_frame, "boxes_read": plan.boxes_read,
-              "tracklets_written": sum(1 for v in written.values() if v), "crops_written": sum(len(v) for v in written.values()),
-              "dropped": dict(plan.dropped, boxes_beyond_last_frame=beyond),
-              "filters": {k: (list(v) if isinstance(v, tuple) else v) for k, v in flt.__dict__.items()}}
-    atomic_write_json(cam_dir / "tracks_report.json", report)
     write_manifest(out, rows)
     return report
 
@@ -374,8 +461,11 @@ def read_tracklet_dir(root: str | Path) -> list[TrackletRecord]:
     rows = read_manifest(root)
     out = []
     if rows:
+        inside = root.resolve()
         for r in rows:
             d = root / r["tracklet"]
+            if not d.resolve().is_relative_to(inside):  # e.g. a link out of the folder
+                raise DatasetError(f"{root / MANIFEST}: tracklet {r['tracklet']} leads outside {root}")
             imgs = [p for _, p in ordered_images(d)] if d.is_dir() else []
             if not imgs:
                 raise DatasetError(f"{root / MANIFEST}: tracklet {r['tracklet']}: no images in {d}")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import re
 
+from ...errors import DatasetError
 from ..tracklet import ReIDSplit, Tracklet
 from .common import list_frames, require_dir, sorted_subdirs
 
@@ -80,9 +81,17 @@ class QueryGalleryDataset(VideoReIDDataset):
                 self.subsets[subset] = []
                 continue
             require_dir(self.root / subset, f"{self.name} {subset}/ with <pid>/<tracklet>/ folders")
+            pdirs = sorted_subdirs(self.root / subset, self.PID, self.pid_what)
+            seen: dict[int, str] = {}
+            for pdir in pdirs:  # "8" and "0008" are one pid: two folders would merge it silently
+                if pdir.name.isdigit():
+                    other = seen.setdefault(int(pdir.name), pdir.name)
+                    if other != pdir.name:
+                        raise DatasetError(f"{self.root / subset}: folders {other!r} and {pdir.name!r} are the same pid "
+                                           f"{int(pdir.name)}; merge them into one folder")
             self.subsets[subset] = [
                 self._tracklet(subset, pdir, tdir, list_frames(tdir, self.root, self.FRAME, self.frame_what))
-                for pdir in sorted_subdirs(self.root / subset, self.PID, self.pid_what)
+                for pdir in pdirs
                 for tdir in sorted_subdirs(pdir, self.TRK, self.trk_what)]
 
     def _tracklet(self, subset, pdir, tdir, frames) -> Tracklet:  # pragma: no cover - abstract

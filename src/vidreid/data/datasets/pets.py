@@ -20,13 +20,17 @@ counted in ``out/pets2009_prepare.json``; nothing is dropped silently.
 from __future__ import annotations
 
 import csv
+import io
+import os
+import shutil
+import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import cv2
 
 from ...errors import DatasetError
-from ...fileio import atomic_write_json, write_image
+from ...fileio import atomic_write_json, open_video, write_image
 from .common import require_file
 
 
@@ -74,14 +78,33 @@ def cvml_to_mot(xml: str | Path, out: str | Path) -> int:
 
 
 def read_identities(path: Path) -> dict[int, int]:
-    """track id -> person id from ``identities.csv`` (columns track_id, person_id)."""
-    out = {}
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            try:
-                out[int(row["track_id"])] = int(row["person_id"])
-            except (KeyError, ValueError) as e:
-                raise DatasetError(f"{path}: expected integer columns track_id, person_id; got {row}") from e
+    """track id -> person id from ``identities.csv`` (columns track_id, person_id; integers).
+
+    Raises:
+        DatasetError: a missing or unreadable file, a row that is not two integers, or a track id
+            given two different person ids (names the file and the line).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"missing identities file {path}: expected CSV columns track_id,person_id")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{path}: not UTF-8 text (byte {e.start}); expected CSV columns track_id,person_id") from None
+    out: dict[int, int] = {}
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if reader.fieldnames is None or not {"track_id", "person_id"} <= set(reader.fieldnames):
+        raise DatasetError(f"{path}: expected a header with columns track_id,person_id, got {reader.fieldnames}")
+    for row in reader:
+        line = reader.line_num
+        try:
+            tid, pid = int(str(row["track_id"]).strip()), int(str(row["person_id"]).strip())
+        except (TypeError, ValueError):
+            raise DatasetError(f"{path}:{line}: expected integer track_id,person_id, got "
+                               f"{row.get('track_id')!r},{row.get('person_id')!r}") from None
+        if tid in out and out[tid] != pid:
+            raise DatasetError(f"{path}:{line}: track {tid} is given person {pid}, an earlier row gave {out[tid]}")
+        out[tid] = pid
     return out
 
 
@@ -111,6 +134,12 @@ def prepare_pets2009(src: str | Path | None, out: str | Path, min_split_len: int
         DatasetError: a missing file, an unreadable video, or a track id without a person id.
     """
     out = Path(out)
+    for stale in out.glob(".pets2009.partial-*") if out.is_dir() else ():
+        shutil.rmtree(stale, ignore_errors=True)  # left by a killed earlier run (this program's own naming)
+    done = [p for p in (out / "reentry", out / "split", out / "pets2009_prepare.json") if p.exists()]
+    if done:
+        raise DatasetError(f"--out {out} already holds {', '.join(p.name for p in done)} (an earlier prepare); "
+                           "choose an empty or new --out (nothing there is replaced)")
     if src is None and None in (video, annotations, identities):
         raise DatasetError("prepare pets2009: give --src DIR or all of --video, --annotations, --identities. " + FETCH)
     src = Path(src) if src is not None else None
@@ -126,26 +155,25 @@ def prepare_pets2009(src: str | Path | None, out: str | Path, min_split_len: int
     for tid, boxes in tracks.items():
         for k, (n, xc, yc, w, h) in enumerate(boxes):
             by_frame.setdefault(n, []).append((tid, k, (xc, yc, w, h)))
-    cap = cv2.VideoCapture(str(video))
-    if not cap.isOpened():
-        raise DatasetError(f"cannot open video {video} with OpenCV")
     crops: dict[int, list[tuple[int, object]]] = {t: [] for t in tracks}
     excluded = {"boxes_outside_image": 0}
     n = 0
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        H, W = frame.shape[:2]
-        for tid, k, (xc, yc, w, h) in by_frame.get(n, []):
-            x0, y0 = max(0, int(round(xc - w / 2))), max(0, int(round(yc - h / 2)))
-            x1, y1 = min(W, int(round(xc + w / 2))), min(H, int(round(yc + h / 2)))
-            if x1 - x0 < 2 or y1 - y0 < 2:
-                excluded["boxes_outside_image"] += 1
-                continue
-            crops[tid].append((n, frame[y0:y1, x0:x1].copy()))
-        n += 1
-    cap.release()
+    with open_video(video) as cap:
+        if not cap.isOpened():
+            raise DatasetError(f"cannot open video {video} with OpenCV")
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            H, W = frame.shape[:2]
+            for tid, k, (xc, yc, w, h) in by_frame.get(n, []):
+                x0, y0 = max(0, int(round(xc - w / 2))), max(0, int(round(yc - h / 2)))
+                x1, y1 = min(W, int(round(xc + w / 2))), min(H, int(round(yc + h / 2)))
+                if x1 - x0 < 2 or y1 - y0 < 2:
+                    excluded["boxes_outside_image"] += 1
+                    continue
+                crops[tid].append((n, frame[y0:y1, x0:x1].copy()))
+            n += 1
     if n == 0:
         raise DatasetError(f"{video}: no frame could be decoded")
     frames_beyond = sum(1 for f in by_frame if f >= n)
@@ -162,7 +190,20 @@ def prepare_pets2009(src: str | Path | None, out: str | Path, min_split_len: int
     for tid in tracks:
         if crops[tid]:
             persons.setdefault(ids[tid], []).append(tid)
-    re_root, sp_root = out / "reentry", out / "split"
+    out.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".pets2009.partial-", dir=out))  # renamed into place when complete
+    try:
+        summary = _write_protocols(stage, tracks, crops, ids, persons, write, min_split_len, excluded, n)
+        for name in ("reentry", "split"):
+            os.replace(stage / name, out / name)
+        atomic_write_json(out / "pets2009_prepare.json", summary)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return summary
+
+
+def _write_protocols(stage, tracks, crops, ids, persons, write, min_split_len, excluded, n) -> dict:
+    re_root, sp_root = stage / "reentry", stage / "split"
     n_query = 0
     for tid in sorted(tracks):
         if not crops[tid]:
@@ -192,6 +233,4 @@ def prepare_pets2009(src: str | Path | None, out: str | Path, min_split_len: int
         "split": {"query_tracklets": n_split, "gallery_tracklets": n_split},
         "excluded": excluded,
     }
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "pets2009_prepare.json", summary)
     return summary

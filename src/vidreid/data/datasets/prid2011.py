@@ -48,14 +48,20 @@ class PRID2011(VideoReIDDataset):
         path = Path(splits_file) if splits_file else self.root / "splits_prid2011.json"
         require_file(path, "the PRID-2011 splits json (a list of 10 {'train': [...], 'test': [...]})")
         try:
-            splits = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise DatasetError(f"malformed json {path}: {e}") from e
+            splits = json.loads(path.read_bytes().decode("utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise DatasetError(f"malformed json {path}: {e}") from None
         if not isinstance(splits, list) or not splits:
             raise DatasetError(f"malformed splits {path}: expected a non-empty list of {{'train','test'}} objects")
         for i, s in enumerate(splits):
             if not isinstance(s, dict) or not {"train", "test"} <= set(s):
                 raise DatasetError(f"malformed splits {path}: entry {i} lacks 'train' or 'test'")
+            for key in ("train", "test"):
+                bad = [x for x in s[key] if not (isinstance(x, str) and re.fullmatch(r"person_\d{4}", x))] \
+                    if isinstance(s[key], list) else [s[key]]
+                if bad:
+                    raise DatasetError(f"malformed splits {path}: split {i} '{key}' must list folder names such as "
+                                       f"'person_0001', got {bad[0]!r}")
             for name in list(s["train"]) + list(s["test"]):
                 if int(name[-4:]) > SHARED_MAX:
                     raise DatasetError(f"{path}: split {i} names {name}, but only person_0001..person_0200 are seen by both cameras")
