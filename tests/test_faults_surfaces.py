@@ -428,3 +428,39 @@ def test_checkpoint_write_on_a_full_disk_is_exit_1_naming_the_file(runs, tmp_pat
     line = one_line(err)
     assert code == 1 and "checkpoint.pt" in line and "file write failed" in line
     assert not [p for p in (tmp_path / "r").iterdir() if ".tmp" in p.name]
+
+
+def test_prid_split_file_with_a_number_is_one_line(tiny_tree, tmp_path, capsys):
+    root = tmp_path / "prid"
+    shutil.copytree(tiny_tree("prid2011"), root)
+    splits = json.loads((root / "splits_prid2011.json").read_text())
+    splits[0]["train"][0] = 7
+    (root / "splits_prid2011.json").write_text(json.dumps(splits))
+    code, _, err = run_cli(capsys, "stats", "--dataset", "prid2011", "--root", str(root))
+    assert code == 2 and "splits_prid2011.json" in one_line(err) and "person_0001" in err
+
+
+def test_tracklets_out_naming_a_file_is_exit_2(tmp_path, capsys):
+    seq = _seq(tmp_path)
+    (tmp_path / "t.txt").write_text("1,1,1,1,10,20\n2,1,1,1,10,20\n")
+    (tmp_path / "o").write_text("a file of mine")
+    code, _, err = run_cli(capsys, "tracklets", "--frames", str(seq), "--tracks", str(tmp_path / "t.txt"),
+                           "--out", str(tmp_path / "o"), "--quiet")
+    assert code == 2 and "is a file" in one_line(err) and (tmp_path / "o").read_text() == "a file of mine"
+
+
+def test_export_to_a_full_disk_is_exit_1_naming_the_path(runs, tmp_path, capsys, monkeypatch):
+    import errno
+
+    import torch
+
+    _, a, _ = runs
+
+    def full(*x, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch.onnx, "export", full)
+    code, _, err = run_cli(capsys, "export", "--checkpoint", str(a / "checkpoint.pt"), "--out", str(tmp_path / "m.onnx"))
+    line = one_line(err)
+    assert code == 1 and "m.onnx" in line and "No space left" in line and "cannot be exported" not in line
+    assert list(tmp_path.iterdir()) == []
