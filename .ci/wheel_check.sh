@@ -4,15 +4,15 @@
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 PY="${PY:-python3.11}"
-command -v "$PY" >/dev/null || PY=python3
+"$PY" -c "import sys" 2>/dev/null || { echo "[wheel-check] interpreter $PY is missing or broken" >&2; exit 2; }
 WORK="$(mktemp -d -t vidreid_wheel.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT  # the folder this script made
 echo "[wheel-check] in $WORK"
 "$PY" -m venv "$WORK/venv"
 "$WORK/venv/bin/pip" install -q --upgrade pip >/dev/null
 "$WORK/venv/bin/pip" wheel -q --no-deps -w "$WORK/dist" "$REPO"
-# torch / torchvision pinned as the Makefile does (the local wheels), then the built wheel
-"$WORK/venv/bin/pip" install -q torch==2.14.1 torchvision==0.29.1
+# torch / torchvision as the Makefile installs them (scripts/install_torch.py), then the built wheel
+"$WORK/venv/bin/python" "$REPO/scripts/install_torch.py" ${TORCH_INDEX:+--index "$TORCH_INDEX"}
 "$WORK/venv/bin/pip" install -q "$WORK"/dist/vidreid-*.whl
 cd "$WORK"
 V="$WORK/venv/bin/vidreid"

@@ -374,10 +374,8 @@ def _cmd_export(a) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .data.datasets import DATASETS
-    from .data.synthetic import LAYOUTS
-
     from . import __version__
+    from .data.names import DATASET_NAMES as DATASETS, SYNTH_LAYOUTS as LAYOUTS
 
     p = argparse.ArgumentParser(prog="vidreid", description="Video-based person re-identification.")
     p.add_argument("--version", action="version", version=f"vidreid {__version__}")
