@@ -88,3 +88,23 @@ def test_cli_test_reports_rerank_visrank(tiny_tree, tmp_path, capsys):
 
     img = cv2.imread(str(vis[0]))
     assert img.shape[0] == 64 + 8 and img.shape[1] > 3 * (32 + 8)
+
+
+def test_pets_from_the_two_public_files_and_the_packaged_table(tmp_path):
+    """Only the video and the annotation file are needed: the identities table ships with the
+    package (issue 26) and equals the one in ../shared."""
+    import shutil
+
+    from vidreid.data.datasets.pets import IDENTITIES, prepare_pets2009, read_identities
+
+    src = shared_path("pets2009_s2l1")
+    assert read_identities(IDENTITIES) == read_identities(src / "identities.csv")
+    two = tmp_path / "two"
+    two.mkdir()
+    for name in ("vtest.avi", "PETS2009-S2L1.xml"):
+        (two / name).symlink_to(src / name)
+    s = prepare_pets2009(two, tmp_path / "pets")
+    assert s["people"] == 10 and s["reentry"]["query_tracklets"] == 16
+    with pytest.raises(Exception, match="already holds"):
+        prepare_pets2009(two, tmp_path / "pets")
+    shutil.rmtree(tmp_path / "pets")

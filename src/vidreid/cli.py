@@ -5,7 +5,7 @@
     vidreid train   --config FILE [--resume CKPT] [key=value ...]   (--config optional with --resume)
     vidreid test    [--config FILE] [--checkpoint CKPT] [--out DIR] [--rerank] [--visrank K] [key=value ...]
     vidreid flow    --dataset NAME --root DIR --method {tvl1,farneback,lk} [--workers N]
-    vidreid prepare pets2009 (--src DIR | --video V --annotations XML --identities CSV) --out DIR
+    vidreid prepare pets2009 (--src DIR | --video V --annotations XML) [--identities CSV] --out DIR
     vidreid visualize {attention,features} --config FILE [--checkpoint CKPT] --tracklet DIR [--out PNG]
     vidreid demo    [--out DIR]
     vidreid tracklets --video V.mp4 | --frames DIR  --tracks T.txt --out DIR [--camera NAME] [filters]
@@ -450,10 +450,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("prepare", help="turn raw real data into tracklets")
     ps = s.add_subparsers(dest="what", required=True)
     pp = ps.add_parser("pets2009", help="PETS 2009 S2.L1 video + ground truth -> folder-layout tracklets")
-    pp.add_argument("--src", default=None, help="a folder holding vtest.avi, PETS2009-S2L1.xml and identities.csv")
+    pp.add_argument("--src", default=None, help="a folder holding PETS2009-S2L1.xml and vtest.avi (the video may also "
+                                               "be where Debian's opencv-doc installs it)")
     pp.add_argument("--video", default=None, help="vtest.avi (OpenCV's sample data), if not in --src")
     pp.add_argument("--annotations", default=None, help="PETS2009-S2L1.xml (OpenTraj), if not in --src")
-    pp.add_argument("--identities", default=None, help="identities.csv (track_id,person_id), if not in --src")
+    pp.add_argument("--identities", default=None, help="a track_id,person_id CSV replacing the table that ships "
+                                                      "with vidreid")
     pp.add_argument("--out", required=True)
     pp.set_defaults(fn=_cmd_prepare)
 

@@ -55,8 +55,12 @@ def _ensure_synthetic(root: Path) -> None:
 
 
 def _pets_src(pets: str | None) -> Path | None:
+    """The first folder holding the PETS ground truth (PETS2009-S2L1.xml) whose video is there or
+    where Debian's opencv-doc installs it (the identities ship with the package)."""
+    from .data.datasets.pets import find_video
+
     for c in (pets, os.environ.get("VIDREID_PETS"), "../shared/data/pets2009_s2l1"):
-        if c and (Path(c) / "vtest.avi").is_file():
+        if c and (Path(c) / "PETS2009-S2L1.xml").is_file() and find_video(Path(c)) is not None:
             return Path(c)
     return None
 

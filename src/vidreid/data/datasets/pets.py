@@ -2,8 +2,9 @@
 
 ``prepare_pets2009(src, out)`` reads ``src/vtest.avi`` (795 frames, 768x576), the ground-truth
 boxes ``src/PETS2009-S2L1.xml`` (CVML: ``<frame number><objectlist><object id><box h w xc yc>``)
-and ``src/identities.csv`` (track id -> person id: a person re-entering the view gets a new
-track id), crops every box (clamped to the image), and writes two roots in the folder layout
+and the identities table (track id -> person id: a person re-entering the view gets a new track
+id; this project's own table ships with the package, :data:`IDENTITIES`, and
+``src/identities.csv`` takes precedence when present), crops every box (clamped to the image), and writes two roots in the folder layout
 (:mod:`vidreid.data.datasets.folder`), one per protocol of the data's README:
 
 * ``out/reentry``: *re-entry linking*. Every track is a gallery tracklet; every track whose
@@ -108,11 +109,22 @@ def read_identities(path: Path) -> dict[int, int]:
     return out
 
 
-FETCH = ("PETS 2009 S2.L1 needs three files: the video vtest.avi (OpenCV's sample data: opencv/samples/data/vtest.avi "
+IDENTITIES = Path(__file__).with_name("pets2009_identities.csv")  # this project's table (docs/datasets.md)
+DEBIAN_VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")  # Debian/Ubuntu package opencv-doc
+
+FETCH = ("PETS 2009 S2.L1 needs two public files: the video vtest.avi (OpenCV's sample data: opencv/samples/data/vtest.avi "
          "in the OpenCV repository, or /usr/share/doc/opencv-doc/examples/data/vtest.avi from the Debian/Ubuntu package "
-         "opencv-doc), the ground truth PETS2009-S2L1.xml (crowdbotp/OpenTraj, datasets/PETS-2009/data/annotations, "
-         "annotations by A. Milan) and identities.csv (track_id,person_id: which tracks are one person re-entering; "
-         "the table vidreid's developers curated, see docs/datasets.md)")
+         "opencv-doc, where vidreid also looks) and the ground truth PETS2009-S2L1.xml (crowdbotp/OpenTraj, "
+         "datasets/PETS-2009/data/annotations, annotations by A. Milan); the identities table (which tracks are one "
+         "person re-entering, curated for vidreid: docs/datasets.md) ships with the package")
+
+
+def find_video(src: Path | None) -> Path | None:
+    """``src/vtest.avi``, else the copy Debian's ``opencv-doc`` installs, else None."""
+    for c in ((src / "vtest.avi") if src is not None else None, DEBIAN_VIDEO):
+        if c is not None and c.is_file():
+            return c
+    return None
 
 
 def prepare_pets2009(src: str | Path | None, out: str | Path, min_split_len: int = 2, video: str | Path | None = None,
@@ -120,10 +132,12 @@ def prepare_pets2009(src: str | Path | None, out: str | Path, min_split_len: int
     """Crop the ground-truth tracks of PETS 2009 S2.L1 into the two protocol roots.
 
     Args:
-        src: folder with vtest.avi, PETS2009-S2L1.xml, identities.csv (or None with the three
-            paths below).
+        src: folder with PETS2009-S2L1.xml and vtest.avi (the video may instead be Debian's
+            ``opencv-doc`` copy) and optionally identities.csv; or None with the paths below.
         out: output folder; ``out/reentry`` and ``out/split`` are written.
-        video, annotations, identities: each file's own path (default: in ``src``).
+        video, annotations, identities: each file's own path (default: in ``src``; the video
+            also where ``opencv-doc`` installs it; the identities the packaged
+            :data:`IDENTITIES` when ``src`` has none).
         min_split_len: tracks with fewer boxes are left out of the split protocol (counted).
 
     Returns:
@@ -140,13 +154,15 @@ def prepare_pets2009(src: str | Path | None, out: str | Path, min_split_len: int
     if done:
         raise DatasetError(f"--out {out} already holds {', '.join(p.name for p in done)} (an earlier prepare); "
                            "choose an empty or new --out (nothing there is replaced)")
-    if src is None and None in (video, annotations, identities):
-        raise DatasetError("prepare pets2009: give --src DIR or all of --video, --annotations, --identities. " + FETCH)
+    if src is None and annotations is None:
+        raise DatasetError("prepare pets2009: give --src DIR or --annotations (and --video). " + FETCH)
     src = Path(src) if src is not None else None
-    video = require_file(Path(video) if video else src / "vtest.avi", "the PETS 2009 S2.L1 view-001 video. " + FETCH)
+    video = Path(video) if video else (find_video(src) or (src / "vtest.avi" if src else DEBIAN_VIDEO))
+    video = require_file(video, "the PETS 2009 S2.L1 view-001 video. " + FETCH)
     tracks = parse_cvml(require_file(Path(annotations) if annotations else src / "PETS2009-S2L1.xml",
                                      "CVML ground truth. " + FETCH))
-    id_path = Path(identities) if identities else src / "identities.csv"
+    id_path = Path(identities) if identities else (src / "identities.csv" if src and (src / "identities.csv").is_file()
+                                                   else IDENTITIES)
     ids = read_identities(require_file(id_path, "track_id,person_id table. " + FETCH))
     missing = sorted(set(tracks) - set(ids))
     if missing:
