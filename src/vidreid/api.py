@@ -162,10 +162,14 @@ def load(source: str | Path, weights: str | Path | None = None, device: str = "a
     """Load a model for inference.
 
     Args:
-        source: a checkpoint written by ``vidreid train`` (it carries its config), or a config
-            (a packaged name such as ``baseline/prid2011`` or a YAML path) with ``weights``.
+        source: a checkpoint written by ``vidreid train`` (it carries its config); a config (a
+            packaged name such as ``baseline/prid2011`` or a YAML path) with ``weights``; or
+            ``torchreid:ARCH`` (``osnet_x1_0``, ``osnet_ain_x1_0``, ``resnet50`` ...:
+            :mod:`vidreid.models.zoo`) with a torchreid model-zoo file as ``weights``: each
+            frame's torchreid eval-mode feature, averaged over the tracklet.
         weights: with a config: a vidreid checkpoint or a plain ``state_dict`` file (loaded
-            with ``weights_only=True``). None with a config gives the untrained model.
+            with ``weights_only=True``); with ``torchreid:``, a torchreid weights file (bare
+            state dict or its ``save_checkpoint`` dict). None gives the untrained model.
         device: ``auto`` (a GPU when there is one), ``cpu``, ``cuda``, ``cuda:1``...
         overrides: ``key=value`` settings applied on top of the config (e.g. ``test.batch_size=32``).
 
@@ -181,6 +185,14 @@ def load(source: str | Path, weights: str | Path | None = None, device: str = "a
 
     src = Path(source)
     ckpt = None
+    if str(source).startswith("torchreid:"):
+        arch = str(source).split(":", 1)[1]
+        cfg = load_config("torchreid/frame_avg", [f"model.args.arch={arch}", *overrides])
+        if weights is not None:
+            cfg.model.args.weights = str(weights)
+        model = create_model(cfg.model.name, num_classes=0, **cfg.model.args)
+        return ReIDModel(model, cfg, pick_device(device if device != "auto" else cfg.train.device),
+                         str(weights) if weights is not None else None)
     if src.suffix in (".pt", ".pth", ".ckpt") or (src.is_file() and src.suffix not in (".yaml", ".yml")):
         if weights is not None:
             raise ConfigError("load: weights= goes with a config name, not with a checkpoint (it has its own weights)")

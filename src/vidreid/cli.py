@@ -277,7 +277,12 @@ def _embeddings_of(model, path: str, what: str, batch_size=None, drop_nonfinite:
 def _load_api_model(a):
     from .api import load
 
-    return load(a.checkpoint, device=a.device, overrides=list(getattr(a, "overrides", []) or []))
+    if getattr(a, "weights", None) and not str(a.checkpoint).startswith("torchreid:") and \
+            not Path(a.checkpoint).suffix in (".yaml", ".yml") and Path(a.checkpoint).is_file():
+        raise ConfigError("--weights goes with --checkpoint torchreid:ARCH or a config name, not with a vidreid "
+                          "checkpoint (it has its own weights)")
+    return load(a.checkpoint, weights=getattr(a, "weights", None), device=a.device,
+                overrides=list(getattr(a, "overrides", []) or []))
 
 
 def _cmd_embed(a) -> int:
@@ -478,7 +483,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_cmd_tracklets)
 
     def model_args(s, required=True):
-        s.add_argument("--checkpoint", required=required, help="a checkpoint written by vidreid train")
+        s.add_argument("--checkpoint", required=required,
+                       help="a checkpoint written by vidreid train, a config name (e.g. reference/imagenet_lite0), or "
+                            "torchreid:ARCH (osnet_x1_0, osnet_ain_x1_0, resnet50, ...) with --weights")
+        s.add_argument("--weights", default=None, help="with torchreid:ARCH: a torchreid model-zoo weights file; with a "
+                                                       "config name: a state dict")
         s.add_argument("--device", default="auto")
         s.add_argument("--batch-size", type=int, default=None, help="frames per forward pass (default test.batch_size)")
         s.add_argument("--overwrite", action="store_true", help="replace existing output files")

@@ -3,6 +3,11 @@
 * ``resnet18``, ``resnet34``, ``resnet50`` (torchvision), with the common re-ID option of a
   last stride of 1 (Luo et al., "Bag of Tricks", 2019) that doubles the final map size.
 * ``efficientnet_lite0`` (timm ``tf_efficientnet_lite0``), the light backbone for CPU runs.
+* ``osnet_x1_0``, ``osnet_x0_75``, ``osnet_x0_5``, ``osnet_x0_25``, ``osnet_ibn_x1_0``,
+  ``osnet_ain_x1_0`` ... (:mod:`vidreid.models.osnet`): OSNet up to conv5 (512 x 16 x 8 at
+  256x128 for x1.0), the re-ID backbones of torchreid's model zoo; ``pretrained=<path>`` loads a
+  torchreid weights file (:func:`vidreid.models.zoo.load_torchreid_weights`; its classifier and
+  its fully connected head are not part of the backbone);
 * ``inception_v3`` (torchvision) up to its final inception block Mixed_7c (2048 x 8 x 8 at
   299x299), as RRU + STIM use it (Liu et al., AAAI 2019); :func:`inception_v3_parts` also
   gives the auxiliary classifier on Mixed_6e. Its input is normalised to [-1, 1] (mean = std
@@ -16,7 +21,9 @@ Pretrained weights never come from the network:
 * for the ResNets, ``pretrained="imagenet"`` looks for the torchvision checkpoint file
   (e.g. ``resnet50-0676ba61.pth``) in ``$VIDREID_WEIGHTS`` and in torch's hub cache
   (``~/.cache/torch/hub/checkpoints``), and fails with a message naming both if absent;
-* ``pretrained=<path>`` loads a torchvision-format state dict from that file.
+* ``pretrained=<path>`` loads a torchvision-format state dict from that file, or for the ResNets
+  also a torchreid ResNet-50 file (``resnet50`` / ``resnet50_fc512``: bare, or its
+  ``save_checkpoint`` dict; its classifier and fc head dropped, every trunk key required).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import torch.nn as nn
 
 from ..errors import ConfigError
 from . import vision_libs
+from .osnet import ARCHS as OSNET_ARCHS
 
 TORCHVISION_FILES = {
     "resnet18": "resnet18-f37072fd.pth",
@@ -36,7 +44,7 @@ TORCHVISION_FILES = {
     "resnet50": "resnet50-0676ba61.pth",
     "inception_v3": "inception_v3_google-0cc3c7bd.pth",
 }
-BACKBONES = ("resnet18", "resnet34", "resnet50", "efficientnet_lite0", "inception_v3")
+BACKBONES = ("resnet18", "resnet34", "resnet50", "efficientnet_lite0", "inception_v3") + OSNET_ARCHS
 
 
 def lite0_weights_path() -> Path:
@@ -94,6 +102,40 @@ class Backbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
+
+
+class _FeatureMaps(nn.Module):
+    """A network's ``featuremaps`` as a body."""
+
+    def __init__(self, m: nn.Module):
+        super().__init__()
+        self.m = m
+
+    def forward(self, x):
+        return self.m.featuremaps(x)
+
+
+def _load_resnet_weights(net: nn.Module, path: Path) -> None:
+    """A torchvision ResNet state dict, or a torchreid ResNet-50 file (module doc), into ``net``.
+
+    Raises:
+        CheckpointError: unreadable, or trunk keys missing / unexpected / mis-shaped (named).
+    """
+    from ..engine.checkpoint import CheckpointError
+    from .zoo import read_torchreid_file
+
+    sd = read_torchreid_file(path)
+    torchreid_format = any(k.startswith("classifier.") or k.startswith("fc.0.") for k in sd)
+    if torchreid_format:
+        sd = {k: v for k, v in sd.items() if not k.startswith(("classifier.", "fc."))}
+    own = net.state_dict()
+    missing = [k for k in own if k not in sd and not (torchreid_format and k.startswith("fc."))]
+    unexpected = [k for k in sd if k not in own]
+    shapes = [k for k in sd if k in own and sd[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        raise CheckpointError(f"weights file {path} does not fit this ResNet: missing {missing[:5]} ({len(missing)}), "
+                              f"unexpected {unexpected[:5]} ({len(unexpected)}), shapes {shapes[:3]}")
+    net.load_state_dict(sd, strict=not torchreid_format)
 
 
 class _Lite0Body(nn.Module):
@@ -158,14 +200,25 @@ def build_backbone(name: str, pretrained: str | None = None, last_stride: int = 
         net = getattr(torchvision.models, name)(weights=None)
         if pretrained:
             path = _find_torchvision_file(name) if pretrained == "imagenet" else Path(pretrained)
-            sd = torch.load(path, map_location="cpu", weights_only=True)
-            net.load_state_dict(sd)
+            _load_resnet_weights(net, path)
         if last_stride == 1:
             blk = net.layer4[0]
             (blk.conv2 if hasattr(blk, "conv3") else blk.conv1).stride = (1, 1)
             blk.downsample[0].stride = (1, 1)
         body = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4)
         return Backbone(body, net.fc.in_features, name)
+    if name in OSNET_ARCHS:
+        from .osnet import OSNet
+        from .zoo import load_torchreid_weights
+
+        net = OSNet(name)
+        if pretrained == "imagenet":
+            raise ConfigError(f"model.args.pretrained=imagenet for {name}: give the weights file's path (a torchreid "
+                              f"file, e.g. {name}_imagenet.pth or {name}_msmt17.pth); vidreid never downloads")
+        if pretrained:
+            load_torchreid_weights(net, pretrained)
+        net.fc = net.classifier = None  # torchreid's 512-d head: not part of the backbone
+        return Backbone(_FeatureMaps(net), net.out_channels, name)
     if name == "inception_v3":
         to_6e, to_7c, _ = inception_v3_parts(pretrained)
         return Backbone(nn.Sequential(to_6e, to_7c), 2048, name)
@@ -185,4 +238,5 @@ def backbone_norm(name: str) -> tuple[tuple[float, float, float], tuple[float, f
     """Input normalisation (mean, std) the backbone's ImageNet weights expect."""
     if name in ("efficientnet_lite0", "inception_v3"):
         return (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+    # the ResNets (torchvision) and OSNet (torchreid) take ImageNet's mean and std
     return (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

@@ -265,7 +265,19 @@ def _staged_backbone(name: str, pretrained, last_stride: int):
             return nn.Sequential(nn.Conv2d(2, m.conv_stem.out_channels, 3, 2, 1, bias=False),
                                  nn.BatchNorm2d(m.conv_stem.out_channels), nn.ReLU6(inplace=True))
         return stem, flow_stem, stages, chans
-    raise ConfigError(f"STAR: backbone {name!r} not supported; use resnet18/34/50 or efficientnet_lite0")
+    if name.startswith("osnet"):  # torchreid's OSNet: stem conv1 + max-pool, three stages, conv5 with the last
+        m = bb.body.m
+        stem = nn.Sequential(m.conv1, m.maxpool)
+        stages = nn.ModuleList([nn.Sequential(m.conv2, *([m.pool2] if m.pool2 is not None else [])),
+                                nn.Sequential(m.conv3, *([m.pool3] if m.pool3 is not None else [])),
+                                nn.Sequential(m.conv4, m.conv5)])
+        c0, *chans = m.widths
+
+        def flow_stem():
+            return nn.Sequential(nn.Conv2d(2, c0, 7, 2, 3, bias=False), nn.BatchNorm2d(c0), nn.ReLU(inplace=True),
+                                 nn.MaxPool2d(3, 2, 1))
+        return stem, flow_stem, stages, chans
+    raise ConfigError(f"STAR: backbone {name!r} not supported; use resnet18/34/50, efficientnet_lite0 or osnet_*")
 
 
 class STAR(nn.Module):
