@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from vidreid.data.flow import METHODS, flow_between
-from vidreid.data.render import Camera, Identity, TrackletRenderer
+from vidreid.synth.render import Camera, Identity, TrackletRenderer
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vidreid.data.render import Camera, Identity, TrackletRenderer
+from vidreid.synth.render import Camera, Identity, TrackletRenderer
 
 TARGET = 1000.0
 

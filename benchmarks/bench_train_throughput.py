@@ -132,7 +132,7 @@ def main() -> None:
     ap.add_argument("--data", default=None, help="where the synthetic tree is written (default outputs/bench/<layout>)")
     ap.add_argument("--out", default="outputs/bench/throughput")
     a = ap.parse_args()
-    from vidreid.data.synthetic import generate
+    from vidreid.synth import generate
 
     root = Path(a.data or f"outputs/bench/{a.layout}")
     if not (root / "synth_manifest.json").is_file():

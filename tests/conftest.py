@@ -23,7 +23,7 @@ def shared_path(*parts: str) -> Path:
 @pytest.fixture(scope="session")
 def tiny_tree(tmp_path_factory):
     """``tiny_tree(layout, **kw)`` -> root of a generated tiny benchmark (cached per session)."""
-    from vidreid.data.synthetic import generate
+    from vidreid.synth import generate
 
     cache: dict = {}
 

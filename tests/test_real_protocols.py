@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from vidreid.data.datasets import MARS, PRID2011
-from vidreid.data.synthetic import PRID_SHORT_PEOPLE, make_plan
+from vidreid.synth import PRID_SHORT_PEOPLE, make_plan
 
 from .conftest import shared_path
 

@@ -51,6 +51,6 @@ def test_api_names_still_work_lazily():
 def test_parser_names_equal_the_registries():
     from vidreid.data.datasets import DATASETS
     from vidreid.data.names import DATASET_NAMES, SYNTH_LAYOUTS
-    from vidreid.data.synthetic import LAYOUTS
+    from vidreid.synth import LAYOUTS
 
     assert set(DATASET_NAMES) == set(DATASETS) and tuple(SYNTH_LAYOUTS) == tuple(LAYOUTS)

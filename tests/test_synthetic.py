@@ -7,8 +7,8 @@ import hashlib
 import numpy as np
 import pytest
 
-from vidreid.data.render import Camera, Identity, TrackletRenderer
-from vidreid.data.synthetic import PRESETS, World, generate, preset
+from vidreid.synth.render import Camera, Identity, TrackletRenderer
+from vidreid.synth.generate import PRESETS, World, generate, preset
 from vidreid.errors import ConfigError
 
 

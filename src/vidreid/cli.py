@@ -30,7 +30,7 @@ def _cmd_synth(a) -> int:
 
     import yaml
 
-    from .data.synthetic import Preset, generate
+    from .synth import Preset, generate
 
     fields = {f.name for f in dataclasses.fields(Preset)}
     overrides = {}

@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 from .config import load_config
 from .data.datasets import FolderDataset
 from .data.datasets.pets import prepare_pets2009
-from .data.synthetic import GENERATOR_VERSION, generate
+from .synth import GENERATOR_VERSION, generate
 from .engine.evaluator import evaluate_split, format_table, pick_device
 from .engine.trainer import Trainer
 from .errors import DatasetError

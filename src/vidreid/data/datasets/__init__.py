@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from ...errors import ConfigError
 from .base import VideoReIDDataset
+from .cuhk03 import CUHK03, CUHK03Detected
+from .dukemtmcreid import DukeMTMCReID
 from .dukev import DukeMTMCVideoReID
 from .folder import FolderDataset
 from .ilidsvid import ILIDSVID
+from .market1501 import Market1501
 from .mars import MARS
+from .msmt17 import MSMT17
+from .pairsplits import CUHK01, VIPeR
 from .prid2011 import PRID2011
 
 DATASETS: dict[str, type[VideoReIDDataset]] = {
@@ -16,7 +21,16 @@ DATASETS: dict[str, type[VideoReIDDataset]] = {
     "mars": MARS,
     "dukev": DukeMTMCVideoReID,
     "folder": FolderDataset,
+    # image re-ID datasets: an image is a one-frame tracklet
+    "market1501": Market1501,
+    "dukemtmcreid": DukeMTMCReID,
+    "msmt17": MSMT17,
+    "cuhk03_labeled": CUHK03,
+    "cuhk03_detected": CUHK03Detected,
+    "viper": VIPeR,
+    "cuhk01": CUHK01,
 }
+IMAGE_DATASETS = ("market1501", "dukemtmcreid", "msmt17", "cuhk03_labeled", "cuhk03_detected", "viper", "cuhk01")
 
 
 def build_dataset(name: str, root, **kwargs) -> VideoReIDDataset:
@@ -53,4 +67,5 @@ def dataset_kwargs(name: str, verify_files: bool = True, min_seq_len: int = 0, m
 
 
 __all__ = ["DATASETS", "build_dataset", "build_dataset_from_config", "dataset_kwargs", "VideoReIDDataset", "MARS", "PRID2011", "ILIDSVID",
-           "DukeMTMCVideoReID", "FolderDataset"]
+           "DukeMTMCVideoReID", "FolderDataset", "IMAGE_DATASETS", "Market1501", "DukeMTMCReID", "MSMT17", "CUHK03",
+           "CUHK03Detected", "VIPeR", "CUHK01"]

@@ -1,4 +1,4 @@
-"""Procedural pedestrian renderer behind the synthetic benchmark (:mod:`vidreid.data.synthetic`).
+"""Procedural pedestrian renderer behind the synthetic benchmark (:mod:`vidreid.synth`).
 
 An *identity* is a set of appearance attributes (body shape, clothing colours and pattern,
 hair, hat, backpack, shoulder bag, shoes) and a gait (cadence, stride, arm swing, bounce). A

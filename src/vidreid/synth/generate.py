@@ -2,7 +2,7 @@
 official layouts of PRID-2011, iLIDS-VID, MARS and DukeMTMC-VideoReID (and the user folder
 layout), protocol files included, so that the whole pipeline runs with nothing downloaded.
 
-What makes it a learning problem rather than a toy (see :mod:`vidreid.data.render`):
+What makes it a learning problem rather than a toy (see :mod:`vidreid.synth.render`):
 
 * identities differ in body shape, clothing colours and patterns, hair, hat, shoes, and
   accessories visible only from some viewpoints (backpack from behind and the side, a shoulder
@@ -39,7 +39,8 @@ from ..fileio import encode_image
 from .render import Camera, Identity, TrackletRenderer
 
 GENERATOR_VERSION = 1
-LAYOUTS = ("prid2011", "ilidsvid", "mars", "dukev", "folder")
+VIDEO_LAYOUTS = ("prid2011", "ilidsvid", "mars", "dukev", "folder")
+LAYOUTS = VIDEO_LAYOUTS + ("market1501", "dukemtmcreid", "msmt17", "cuhk03", "viper", "cuhk01")  # + synth/images.py
 
 # The 22 of PRID-2011's 200 two-camera people that the standard splits leave out (their
 # sequences are too short). Read off splits_prid2011.json; the PRID-like preset makes exactly
@@ -116,6 +117,12 @@ PRESETS: dict[str, dict[str, Preset]] = {
     },
 }
 PRESETS["folder"] = {"tiny": PRESETS["dukev"]["tiny"], "folder": PRESETS["dukev"]["dukev"]}
+
+
+def _image_presets() -> None:
+    from .images import IMAGE_PRESETS
+
+    PRESETS.update(IMAGE_PRESETS)
 
 
 def preset(layout: str, name: str) -> Preset:
@@ -459,8 +466,12 @@ def make_plan(layout: str, preset_name: str, out: str | Path, seed: int = 0, duk
         plan, extra = _plan_mars(p, seed, root)
     elif layout == "dukev":
         plan, extra = _plan_duke_like(p, seed, root, False, duke_style)
-    else:
+    elif layout == "folder":
         plan, extra = _plan_duke_like(p, seed, root, True, duke_style)
+    else:
+        from .images import plan_image_layout
+
+        plan, extra = plan_image_layout(layout, p, seed, root)
     return plan, extra, p
 
 
@@ -535,3 +546,6 @@ def generate(layout: str, preset_name: str, out: str | Path, seed: int = 0, work
     }
     (root / "synth_manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest
+
+
+_image_presets()
