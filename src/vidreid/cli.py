@@ -1,6 +1,6 @@
 """The ``vidreid`` command line: one entry point, subcommands.
 
-    vidreid synth   --layout {prid2011,ilidsvid,mars,dukev,folder} --preset NAME --out DIR [--seed N]
+    vidreid synth   --layout LAYOUT (a video or image benchmark) --preset NAME --out DIR [--seed N]
     vidreid stats   --dataset NAME --root DIR [--no-verify-files] [--split-id N] [--mars-gallery all_test|exclude_query]
     vidreid train   --config FILE [--resume CKPT] [key=value ...]   (--config optional with --resume)
     vidreid test    [--config FILE] [--checkpoint CKPT] [--out DIR] [--rerank] [--visrank K] [key=value ...]

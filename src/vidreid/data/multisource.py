@@ -3,8 +3,9 @@ MARS, Li et al. CVPR 2018 Sec. 4.2; torchreid's multi-source training): the trai
 several benchmarks become one, with identities relabelled disjointly; each source keeps its own
 test protocol.
 
-A source is ``{dataset, root[, split_id][, mars_gallery][, min_seq_len]}`` (config key
-``data.sources``). Identities of different sources are never merged, even with equal pid
+A source is ``{dataset, root[, split_id][, mars_gallery][, min_seq_len][, optional]}`` (config key
+``data.sources``); an ``optional: true`` source whose root does not exist is left out and named
+(e.g. STAN's image pre-training on whichever of the paper's datasets the user has). Identities of different sources are never merged, even with equal pid
 numbers: source k's training pids map to the global pids ``base_k + 1 .. base_k + n_k`` in
 sorted order (so the sampler and the loss see one label space), and its camera ids to
 ``1000 * (k + 1) + camid``. Frame paths of the combined tracklets are absolute (each source has
@@ -19,7 +20,7 @@ from ..errors import ConfigError
 from .datasets import build_dataset, dataset_kwargs
 from .tracklet import ReIDSplit, Tracklet
 
-SOURCE_KEYS = ("dataset", "root", "split_id", "mars_gallery", "min_seq_len")
+SOURCE_KEYS = ("dataset", "root", "split_id", "mars_gallery", "min_seq_len", "optional")
 
 
 def source_split_id(ds, split_id) -> int:
@@ -30,27 +31,36 @@ def source_split_id(ds, split_id) -> int:
     return int(split_id) if split_id != "all" else 0
 
 
-def load_sources(sources, split_id=0, verify_files: bool = True) -> list[tuple[str, ReIDSplit]]:
+def load_sources(sources, split_id=0, verify_files: bool = True, skipped: list | None = None) -> list[tuple[str, ReIDSplit]]:
     """[(label, split)] of every source; ``label`` is ``dataset`` (``dataset#k`` when a dataset
-    appears twice).
+    appears twice). Optional sources whose root is missing are left out and appended to
+    ``skipped`` as ``"dataset (root)"``.
 
     Raises:
-        ConfigError: a source that is not a mapping with ``dataset`` and ``root``, or an unknown key.
+        ConfigError: a source that is not a mapping with ``dataset`` and ``root``, an unknown key,
+            or every source optional and missing.
         DatasetError: a source tree that is missing or malformed.
     """
-    out, seen = [], {}
+    out, seen, left_out = [], {}, []
     for k, src in enumerate(sources):
         if not isinstance(src, dict) or "dataset" not in src or "root" not in src:
             raise ConfigError(f"data.sources[{k}]: expected a mapping with dataset and root, got {src!r}")
         bad = sorted(set(src) - set(SOURCE_KEYS))
         if bad:
             raise ConfigError(f"data.sources[{k}]: unknown key(s) {bad}; valid: {list(SOURCE_KEYS)}")
+        if src.get("optional") and not Path(src["root"]).exists():
+            left_out.append(f"{src['dataset']} ({src['root']})")
+            continue
         ds = build_dataset(src["dataset"], src["root"], **dataset_kwargs(
             src["dataset"], verify_files, src.get("min_seq_len", 0), src.get("mars_gallery", "all_test")))
         sid = src["split_id"] if "split_id" in src else source_split_id(ds, split_id)
         n = seen.get(src["dataset"], 0)
         seen[src["dataset"]] = n + 1
         out.append((src["dataset"] if n == 0 else f"{src['dataset']}#{n}", ds.split(int(sid))))
+    if skipped is not None:
+        skipped.extend(left_out)
+    if not out:
+        raise ConfigError(f"data.sources: none of the optional sources is present ({', '.join(left_out)})")
     return out
 
 

@@ -240,7 +240,10 @@ class Trainer:
                 raise ConfigError("data.flow with data.sources: optical flow is not supported in joint training")
             if sid == "all":
                 raise ConfigError("data.split_id: Trainer needs an int with data.sources (train_all_splits runs 'all')")
-            srcs = load_sources(OmegaConf.to_container(d.sources, resolve=True), sid, d.verify_files)
+            skipped: list[str] = []
+            srcs = load_sources(OmegaConf.to_container(d.sources, resolve=True), sid, d.verify_files, skipped)
+            if skipped and self.rank == 0:
+                print(f"[sources] not found, left out: {', '.join(skipped)}")
             self.dataset = None
             self.split, self.sources = combine_training_sets(srcs)
             self._source_splits = srcs
