@@ -146,7 +146,7 @@ def _train(a, cfg, rank: int) -> int:
             return 0
         row = dict(res, dataset=cfg.data.dataset, model=cfg.model.name,
                    protocol=split_label(cfg.data.split_id, tr.split.num_splits))
-    say(format_table([row]))
+    say(format_table([row] + [dict(r, model=cfg.model.name) for r in row.get("extra", [])]))
     say(headline(row, cfg))
     say(f"metrics: {Path(cfg.train.output_dir) / 'metrics.json'}")
     return 0
@@ -154,7 +154,7 @@ def _train(a, cfg, rank: int) -> int:
 
 def _cmd_test(a) -> int:
     from .data.datasets import build_dataset_from_config
-    from .engine.evaluator import evaluate_split, format_table, headline, pick_device, summarize, write_json
+    from .engine.evaluator import evaluate_extra, evaluate_split, format_table, headline, pick_device, summarize, write_json
     from .engine.reports import plot_cmc, write_visrank
     from .engine.trainer import check_train_test_overlap
 
@@ -180,8 +180,9 @@ def _cmd_test(a) -> int:
             print(f"visrank: {len(vis)} images in {vis[0].parent}")
         per.append(r)
     name = cfg.model.name + (" + re-ranking" if cfg.test.rerank else "") + (" (pairwise)" if cfg.test.mode == "pairwise" else "")
+    extra = [dict(r, model=name) for r in evaluate_extra(model, cfg, dev)] if cfg.test.extra else []
     res = {"per_split": per, "summary": summarize(per), "dataset": cfg.data.dataset, "model": name,
-           "checkpoint": a.checkpoint, "headline_map": cfg.test.headline_map}
+           "checkpoint": a.checkpoint, "headline_map": cfg.test.headline_map, "extra": extra}
     # the table first: a failed write (e.g. a full disk) must not lose the numbers
     if len(per) > 1:
         print(format_table([dict(r, dataset=cfg.data.dataset, model=name, protocol=split_label(r["split_id"], ds.num_splits))
@@ -189,7 +190,7 @@ def _cmd_test(a) -> int:
         print()
     row = dict(res["summary"], dataset=cfg.data.dataset, model=name,
                protocol=f"mean ± std of {len(splits)} splits" if len(splits) > 1 else split_label(splits[0], ds.num_splits))
-    print(format_table([row]))
+    print(format_table([row] + extra))
     print(headline(res["summary"], cfg), flush=True)
     write_json(res, out_dir / "metrics.json")
     png = plot_cmc(per, out_dir / "cmc.png", title=f"{cfg.data.dataset}: {name}")

@@ -46,6 +46,12 @@ class AugmentConfig:
     pad: int = 0  # random translation in pixels (pad + crop)
     erase_p: float = 0.0  # random erasing probability
     crop: int = 0  # crop (height - crop) x (width - crop): random per clip in training, centre at test
+    # appearance augmentation, drawn once per clip (data/transforms.py): colour jitter (brightness,
+    # contrast, saturation by up to color_strength, hue by up to color_strength / 6), greyscale, blur
+    color_p: float = 0.0
+    color_strength: float = 0.3
+    gray_p: float = 0.0
+    blur_p: float = 0.0
 
 
 @dataclass
@@ -123,6 +129,10 @@ class TestConfig:
     # mAP (mean precision at each match: torchreid, fast-reid, AP3D) | mAP_trapezoid (compute_AP.m, the
     # official MARS / Market-1501 evaluation code)
     headline_map: str = "mAP"
+    # more test sets evaluated after training and by `vidreid test` (engine/evaluator.py evaluate_extra),
+    # e.g. real footage beside the synthetic benchmark: [{name, root[, dataset: folder][, frames: N]}]
+    # (frames: N evenly spaced frames per tracklet instead of the test sampling)
+    extra: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -145,6 +155,11 @@ class TrainConfig:
     # the mean feature of its training tracklets under the initial model), auto (features when
     # init_from gives a trained model, else zeros); see Trainer.init_lookup_tables
     lut_init: str = "auto"
+    # learning without forgetting (engine/distill.py): a frozen copy of the model as it starts
+    # (ImageNet or init_from weights) and a term distill_weight * || n(s) - n(t) ||^2 between the
+    # L2-normalised model output distill_input of the student (s) and of that copy (t); 0: off
+    distill_weight: float = 0.0
+    distill_input: str = "features"
 
 
 @dataclass
@@ -318,9 +333,12 @@ def validate_config(cfg: DictConfig) -> DictConfig:
     for key in ("data.train_sampling", "data.test_sampling"):
         for f in ("seq_len", "stride"):
             need(1 <= OmegaConf.select(cfg, f"{key}.{f}") <= 10000, f"{key}.{f}", "must be between 1 and 10000")
-    for key in ("data.augment.flip_p", "data.augment.erase_p"):
+    for key in ("data.augment.flip_p", "data.augment.erase_p", "data.augment.color_p", "data.augment.gray_p",
+                "data.augment.blur_p"):
         need(0.0 <= OmegaConf.select(cfg, key) <= 1.0, key, "must be a probability in [0, 1]")
     need(d.augment.pad >= 0 and d.augment.crop >= 0, "data.augment.pad", "pad and crop must be >= 0")
+    need(0.0 <= d.augment.color_strength <= 1.0, "data.augment.color_strength", "must be in [0, 1]")
+    need(tr.distill_weight >= 0 and math.isfinite(tr.distill_weight), "train.distill_weight", "must be a finite number >= 0")
     need(d.augment.crop < min(d.height, d.width), "data.augment.crop", "must be smaller than the frame")
     need(o.lr > 0 and math.isfinite(o.lr), "optim.lr", "must be a finite number > 0")
     need(len(o.betas) == 2 and all(0.0 <= b < 1.0 for b in o.betas), "optim.betas", "must be two numbers in [0, 1)")

@@ -26,6 +26,9 @@ class ClipParams:
     dy: int = 0
     erase: tuple[int, int, int, int] | None = None  # y0, x0, h, w
     erase_value: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    jitter: tuple[float, float, float, float] | None = None  # brightness, contrast, saturation factors; hue shift (of 180)
+    gray: bool = False
+    blur: float = 0.0  # Gaussian sigma in pixels (0: none)
 
 
 @dataclass
@@ -48,6 +51,11 @@ class ClipTransform:
         uint8_out: with ``color="rgb"``, :meth:`__call__` stops before normalising and returns
             the clip as uint8 (T, 3, H, W) (4x less to copy to a GPU); :meth:`finish` then
             normalises and erases on the device, giving the same floats as the host path.
+        color_p, color_strength: probability of a colour jitter of the clip (brightness,
+            contrast and saturation scaled by factors in [1 - s, 1 + s], hue shifted by up to
+            s / 6 of the circle), for appearance variety beyond the synthetic renderer's.
+        gray_p: probability of turning the clip greyscale. blur_p: probability of a Gaussian
+            blur (sigma 0.3-1.5 pixels). All drawn once per clip, applied to the uint8 frames.
     """
 
     height: int = 256
@@ -61,6 +69,10 @@ class ClipTransform:
     crop: int = 0
     color: str = "rgb"
     uint8_out: bool = False
+    color_p: float = 0.0
+    color_strength: float = 0.3
+    gray_p: float = 0.0
+    blur_p: float = 0.0
 
     @property
     def device_normalised(self) -> bool:
@@ -82,7 +94,37 @@ class ClipTransform:
             h = int(min(self.height, round(np.sqrt(area * ratio))))
             w = int(min(self.width, round(np.sqrt(area / ratio))))
             p.erase = (int(rng.integers(0, self.height - h + 1)), int(rng.integers(0, self.width - w + 1)), h, w)
+        # drawn after the older parameters, so runs without these keep their random streams
+        if self.color_p > 0 and rng.random() < self.color_p:
+            s = self.color_strength
+            p.jitter = tuple(float(v) for v in rng.uniform(1 - s, 1 + s, 3)) + (float(rng.uniform(-s, s) * 30),)
+        if self.gray_p > 0 and rng.random() < self.gray_p:
+            p.gray = True
+        if self.blur_p > 0 and rng.random() < self.blur_p:
+            p.blur = float(rng.uniform(0.3, 1.5))
         return p
+
+    @staticmethod
+    def _appearance(x: np.ndarray, params: ClipParams) -> np.ndarray:
+        """Colour jitter, greyscale and blur of uint8 RGB frames (T, H, W, 3), the same for all."""
+        if params.jitter is None and not params.gray and params.blur <= 0:
+            return x
+        f = x.astype(np.float32)
+        if params.jitter is not None:
+            b, c, s, h = params.jitter
+            f = f * b
+            f = (f - f.mean((1, 2, 3), keepdims=True)) * c + f.mean((1, 2, 3), keepdims=True)
+            grey = f @ np.array([0.299, 0.587, 0.114], np.float32)
+            f = (f - grey[..., None]) * s + grey[..., None]
+            if h:
+                hsv = np.stack([cv2.cvtColor(np.clip(fr, 0, 255).astype(np.uint8), cv2.COLOR_RGB2HSV) for fr in f])
+                hsv[..., 0] = ((hsv[..., 0].astype(np.int32) + int(round(h))) % 180).astype(np.uint8)
+                f = np.stack([cv2.cvtColor(fr, cv2.COLOR_HSV2RGB) for fr in hsv]).astype(np.float32)
+        if params.gray:
+            f = np.repeat((f @ np.array([0.299, 0.587, 0.114], np.float32))[..., None], 3, axis=-1)
+        if params.blur > 0:
+            f = np.stack([cv2.GaussianBlur(fr, (0, 0), params.blur) for fr in f])
+        return np.clip(np.round(f), 0, 255).astype(np.uint8)
 
     def resize(self, frame: np.ndarray) -> np.ndarray:
         if frame.shape[0] != self.height or frame.shape[1] != self.width:
@@ -113,7 +155,7 @@ class ClipTransform:
             ``clip`` float32 tensor (T, 3, H, W) normalised (uint8, not normalised nor erased, when
             :attr:`device_normalised`: see :meth:`finish`), and ``flow`` tensor (T, 2, H, W) or None.
         """
-        x = frames
+        x = self._appearance(frames, params)
         c = self.crop
         if c:
             x = x[:, params.cy:params.cy + x.shape[1] - c, params.cx:params.cx + x.shape[2] - c]

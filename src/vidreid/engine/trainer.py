@@ -34,8 +34,9 @@ from ..models.registry import to_channels_last
 from .checkpoint import (CheckpointError, load_checkpoint, load_model_state, nonfinite_tensors, rng_state,
                          save_checkpoint, set_rng_state)
 from .distributed import all_gather_object, all_gather_with_grad, barrier, local_device, max_over_ranks, rank_world
+from .distill import FeatureDistillation
 from .rundir import MANIFEST, new_run_id, open_run_folder
-from .evaluator import amp_dtype, autocast, evaluate_split, make_test_transform, pick_device, write_json
+from .evaluator import amp_dtype, autocast, evaluate_extra, evaluate_split, make_test_transform, pick_device, write_json
 
 
 # Settings that may differ between a run and its resumption: where things are written or read,
@@ -272,6 +273,9 @@ class Trainer:
                       f"kept fresh: {self.init_report['fresh'][:6]}{' ...' if len(self.init_report['fresh']) > 6 else ''}")
         if cfg.train.channels_last:
             to_channels_last(self.model)
+        # learning without forgetting: the model as it starts is the teacher (engine/distill.py)
+        self.distill = (FeatureDistillation(self.model, cfg.train.distill_weight, cfg.train.distill_input)
+                        if cfg.train.distill_weight > 0 else None)
         self.num_classes = len(pids)
         self.plan = stage_plan(cfg)
         self._base_trainable = {n: p.requires_grad for n, p in self.model.named_parameters()}
@@ -281,6 +285,8 @@ class Trainer:
         mean, std = getattr(self.model, "input_norm", ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)))
         tf = ClipTransform(d.height, d.width, train=True, flip_p=d.augment.flip_p, pad=d.augment.pad,
                            erase_p=d.augment.erase_p, mean=tuple(mean), std=tuple(std), crop=d.augment.crop,
+                           color_p=d.augment.color_p, color_strength=d.augment.color_strength,
+                           gray_p=d.augment.gray_p, blur_p=d.augment.blur_p,
                            color=getattr(self.model, "input_color", "rgb"),
                            uint8_out=d.transfer == "uint8" or (d.transfer == "auto" and self.device.type == "cuda"))
         ts = d.train_sampling
@@ -495,6 +501,7 @@ class Trainer:
                                   sorted({t.pid for t in self.split.train})}),
             "sources": self.sources,
             "run_id": self.run_id,  # the run this checkpoint continues (engine/rundir.py)
+            **({"distill": self.distill.state_dict()} if self.distill is not None else {}),
         }
 
     def load_state_dict(self, st: dict, apply_config: bool = False, source="--resume") -> None:
@@ -513,6 +520,8 @@ class Trainer:
         set_rng_state(st["rng"])
         self.epoch, self.global_step = st["epoch"], st["global_step"]
         self.run_id = st.get("run_id") or self.run_id
+        if self.distill is not None and "distill" in st:
+            self.distill.load_state_dict(st["distill"])
         if apply_config:
             fresh = build_optimizer(self.cfg, self.model, self.plan[self.stage][2].lr)
             factor = self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
@@ -561,6 +570,10 @@ class Trainer:
         with autocast(self.device, amp_dtype(cfg.train.amp, self.device)):
             out = self.net(clip, **extra)
             loss, parts = self.loss(out, labels)
+            if self.distill is not None:
+                d = self.distill.term(out, clip, **extra)
+                loss = loss + d
+                parts = dict(parts, distill=d.detach())
         self._pending.append((self.global_step + 1, where, loss.detach(), parts))
         if self.check_every_step:
             self.check_finite()
@@ -804,12 +817,14 @@ class Trainer:
 
     def evaluate(self) -> dict:
         """Metrics on the test split of the dataset (of every source with a query and gallery,
-        each on its own protocol, under ``per_source``; the first source's at the top level)."""
+        each on its own protocol, under ``per_source``; the first source's at the top level), and
+        on the sets of ``test.extra`` under ``extra`` (:func:`~vidreid.engine.evaluator.evaluate_extra`)."""
         per = {}
         for name, sp in self.eval_splits:
             m = evaluate_split(self.model, sp, self.cfg, self.device, progress=self.cfg.train.progress)
             m.update(dataset=name.split("#")[0], model=self.cfg.model.name, epoch=self.epoch)
             per[name] = m
+        extra = evaluate_extra(self.model, self.cfg, self.device) if self.cfg.test.extra else []
         self._train_mode()
         if not per:
             return {"epoch": self.epoch, "model": self.cfg.model.name}
@@ -817,6 +832,8 @@ class Trainer:
         if self.sources:
             first["per_source"] = per
             first["sources"] = self.sources
+        if extra:
+            first["extra"] = [dict(r, model=self.cfg.model.name) for r in extra]
         return first
 
 

@@ -1,0 +1,99 @@
+"""Training that does not forget (issue 24): the demo recipe and its variants, each over several
+seeds, on the synthetic PRID-like test split and on the real PETS 2009 tracks (both protocols),
+beside the no-training ImageNet reference.
+
+    python scripts/forgetting_ablation.py [--seeds 0 1 2] [--variants demo distill ...] [--out DIR]
+
+Every run is `vidreid train --config demo/prid2011` with the variant's overrides and
+``test.extra`` = the two PETS protocols (32 evenly spaced frames per tracklet, as the demo). The
+synthetic data and the PETS crops are made when missing (``vidreid synth``; ``vidreid prepare
+pets2009`` from ``--pets``, default ../shared/data/pets2009_s2l1). Prints a Markdown table
+(means and population standard deviations over the seeds) and writes ``OUT/ablation.json``.
+One PETS query is 1/16 (re-entry) or 1/19 (split) of rank-1: 6.25 or 5.3 points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+VARIANTS = {
+    "demo": [],
+    "backbone_lr_0.1": ["optim.pretrained_lr_mult=0.1"],
+    "distill_10": ["train.distill_weight=10.0"],
+    "appearance": ["data.augment.color_p=0.8", "data.augment.gray_p=0.1", "data.augment.blur_p=0.3"],
+    "distill_10+appearance": ["train.distill_weight=10.0", "data.augment.color_p=0.8", "data.augment.gray_p=0.1",
+                              "data.augment.blur_p=0.3"],
+    "distill_10+appearance+lr_0.1": ["train.distill_weight=10.0", "data.augment.color_p=0.8", "data.augment.gray_p=0.1",
+                                     "data.augment.blur_p=0.3", "optim.pretrained_lr_mult=0.1"],
+}
+
+
+def vidreid(*args) -> None:
+    subprocess.run([sys.executable, "-m", "vidreid.cli", *args], check=True, stdout=subprocess.DEVNULL)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    ap.add_argument("--data", default="outputs/demo/data/prid2011")
+    ap.add_argument("--pets", default="../shared/data/pets2009_s2l1")
+    ap.add_argument("--out", default="outputs/ablation_forgetting")
+    ap.add_argument("--extra", nargs="*", default=[], help="overrides added to every run (e.g. schedule.epochs=...)")
+    a = ap.parse_args()
+    out = Path(a.out)
+    data = Path(a.data)
+    if not (data / "synth_manifest.json").is_file():
+        vidreid("synth", "--layout", "prid2011", "--preset", "prid2011", "--out", str(data), "--quiet")
+    pets = out / "pets"
+    if not (pets / "pets2009_prepare.json").is_file():
+        vidreid("prepare", "pets2009", "--src", a.pets, "--out", str(pets))
+    extra = (f"test.extra=[{{name: PETS re-entry, root: {pets / 'reentry'}, frames: 32}}, "
+             f"{{name: PETS split, root: {pets / 'split'}, frames: 32}}]")
+    results: dict = {"runs": {}, "reference": None}
+    ref_dir = out / "reference"
+    if not (ref_dir / "metrics.json").is_file():
+        vidreid("test", "--config", "reference/imagenet_lite0", f"data.root={data}", extra, "--out", str(ref_dir),
+                "train.progress=false")
+    ref = json.loads((ref_dir / "metrics.json").read_text())
+    results["reference"] = {"synthetic": ref["summary"], **{r["dataset"]: r for r in ref["extra"]}}
+    for v in a.variants:
+        for s in a.seeds:
+            run = out / v / f"seed{s}"
+            if not (run / "metrics.json").is_file():
+                t = time.perf_counter()
+                vidreid("train", "--config", "demo/prid2011", f"data.root={data}", f"train.output_dir={run}",
+                        f"train.seed={s}", "train.progress=false", "--overwrite", extra, *VARIANTS[v], *a.extra)
+                (run / "wall_s.txt").write_text(f"{time.perf_counter() - t:.1f}\n")
+            m = json.loads((run / "metrics.json").read_text())
+            results["runs"].setdefault(v, []).append({"seed": s, "synthetic": m, **{r["dataset"]: r for r in m["extra"]},
+                                                      "wall_s": float((run / "wall_s.txt").read_text())
+                                                      if (run / "wall_s.txt").is_file() else None})
+    (out / "ablation.json").write_text(json.dumps(results, indent=1, default=float))
+    cols = [("synthetic", "synthetic PRID-like"), ("PETS re-entry", "PETS re-entry (16 q)"), ("PETS split", "PETS split (19 q)")]
+    print("| variant | seeds | " + " | ".join(f"{c} R1 | {c} mAP" for _, c in cols) + " | s / run |")
+    print("|---|---|" + "---|---|" * len(cols) + "---|")
+
+    def cell(vals):
+        v = 100 * np.array(vals)
+        return f"{v.mean():.1f} ± {v.std():.1f}" if len(v) > 1 else f"{v.mean():.1f}"
+
+    r = results["reference"]
+    print("| ImageNet reference (no training) | - | " + " | ".join(
+        f"{100 * r[k]['rank1']:.1f} | {100 * r[k]['mAP']:.1f}" for k, _ in cols) + " | - |")
+    for v, runs in results["runs"].items():
+        row = [cell([x[k]["rank1"] for x in runs]) + " | " + cell([x[k]["mAP"] for x in runs]) for k, _ in cols]
+        walls = [x["wall_s"] for x in runs if x["wall_s"]]
+        print(f"| {v} | {len(runs)} | " + " | ".join(row) + f" | {np.mean(walls):.0f} |" if walls else " | - |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
