@@ -30,6 +30,10 @@ VARIANTS = {
     "appearance": ["data.augment.color_p=0.8", "data.augment.gray_p=0.1", "data.augment.blur_p=0.3"],
     "distill_10+appearance": ["train.distill_weight=10.0", "data.augment.color_p=0.8", "data.augment.gray_p=0.1",
                               "data.augment.blur_p=0.3"],
+    "freeze_bn": ["train.freeze_bn_stats=true"],
+    "freeze_bn+distill_10": ["train.freeze_bn_stats=true", "train.distill_weight=10.0"],
+    "freeze_bn+distill_10+appearance": ["train.freeze_bn_stats=true", "train.distill_weight=10.0",
+                                        "data.augment.color_p=0.8", "data.augment.gray_p=0.1", "data.augment.blur_p=0.3"],
     "distill_10+appearance+lr_0.1": ["train.distill_weight=10.0", "data.augment.color_p=0.8", "data.augment.gray_p=0.1",
                                      "data.augment.blur_p=0.3", "optim.pretrained_lr_mult=0.1"],
 }

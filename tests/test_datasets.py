@@ -227,4 +227,4 @@ def test_min_seq_len_counts_exclusions(tiny_tree):
 
 def test_registry_complete():
     assert set(DATASETS) == {"prid2011", "ilidsvid", "mars", "dukev", "folder", "market1501", "dukemtmcreid", "msmt17",
-                             "cuhk03_labeled", "cuhk03_detected", "viper", "cuhk01"}
+                             "cuhk03_labeled", "cuhk03_detected", "viper", "cuhk01", "tracklets"}

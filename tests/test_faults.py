@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,9 +18,9 @@ import torch
 
 from vidreid.cli import main
 from vidreid.config import load_config
-from vidreid.engine.checkpoint import CheckpointError, load_checkpoint, nonfinite_tensors
+from vidreid.engine.checkpoint import load_checkpoint, nonfinite_tensors
 from vidreid.engine.trainer import Trainer
-from vidreid.errors import ConfigError, DatasetError, NonFiniteLossError, TrainingInterrupted
+from vidreid.errors import ConfigError, DatasetError, NonFiniteLossError
 
 COMMON = ["data.dataset=prid2011", "data.height=64", "data.width=32", "data.p=3", "data.k=2", "data.num_workers=0",
           "data.train_sampling.seq_len=3", "model.args={backbone: resnet18, pretrained: null}", "schedule.epochs=2",

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from vidreid.models.zoo import ARCHS, TorchreidVideo, build_torchreid_net, load_torchreid_weights
+from vidreid.models.zoo import ARCHS, TorchreidVideo, build_torchreid_net
 
 KEYS = json.loads((Path(__file__).parent / "data" / "torchreid_keys.json").read_text())
 

@@ -11,6 +11,7 @@
     vidreid tracklets --video V.mp4 | --frames DIR  --tracks T.txt --out DIR [--camera NAME] [filters]
     vidreid embed   --checkpoint C --tracklets DIR --out E.npz
     vidreid match   --checkpoint C --query DIR|E.npz --gallery DIR|E.npz --out DIR [--assign --threshold D] [--index KIND]
+    vidreid adapt   --checkpoint C --tracklets DIR --out RUN [key=value ...]
     vidreid export  --checkpoint C --format onnx --out model.onnx [--seq-len T]
 """
 
@@ -359,6 +360,17 @@ def _cmd_match(a) -> int:
     return 0
 
 
+def _cmd_adapt(a) -> int:
+    from .engine.adapt import adapt
+    from .engine.evaluator import format_table
+
+    res = adapt(a.checkpoint, a.tracklets, a.out, list(a.overrides or []), overwrite=a.overwrite)
+    if res.get("extra"):
+        print(format_table(res["extra"]))
+    print(f"adapted model: {Path(a.out) / 'checkpoint.pt'} (use it with embed / match --checkpoint)")
+    return 0
+
+
 def _cmd_export(a) -> int:
     from .fileio import refuse_existing
     from .inference.export import export_onnx
@@ -516,6 +528,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--drop-nonfinite", action="store_true",
                    help="leave out .npz embeddings with NaN or infinite values (counted) instead of refusing the file")
     s.set_defaults(fn=_cmd_match)
+
+    s = sub.add_parser("adapt", help="adapt a model to your cameras' tracklets without labels (TAUDL-style)")
+    s.add_argument("--checkpoint", required=True, help="the starting model: a vidreid checkpoint or a config name "
+                                                       "(e.g. reference/imagenet_lite0)")
+    s.add_argument("--tracklets", required=True, help="the folder vidreid tracklets wrote (cameras, tracks)")
+    s.add_argument("--out", required=True, help="the run folder of the adapted model")
+    s.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    s.add_argument("overrides", nargs="*", help="key=value (e.g. schedule.epochs=20 test.extra=[...])")
+    s.set_defaults(fn=_cmd_adapt)
 
     s = sub.add_parser("export", help="export a checkpoint's model to ONNX, checked against PyTorch with ONNX Runtime")
     model_args(s)

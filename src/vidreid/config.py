@@ -160,6 +160,12 @@ class TrainConfig:
     # L2-normalised model output distill_input of the student (s) and of that copy (t); 0: off
     distill_weight: float = 0.0
     distill_input: str = "features"
+    # keep the BatchNorm layers of the pretrained backbone in eval mode while training (their
+    # ImageNet / re-ID running statistics fixed; affine weights still learn): models.registry.train_mode
+    freeze_bn_stats: bool = False
+    # label-free training (vidreid adapt, engine/adapt.py): every training tracklet is its own class,
+    # identity labels are ignored (loss tracklet_association)
+    unsupervised: bool = False
 
 
 @dataclass

@@ -13,7 +13,6 @@ import os
 import pickle
 import random
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np

@@ -22,17 +22,20 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..models.registry import train_mode
 
 
 class FeatureDistillation:
     """Args:
         model: the model at the start of training (copied, frozen).
+        freeze_bn_stats: run the teacher as the student runs with ``train.freeze_bn_stats``.
         weight: the term's weight (> 0).
         input: the output name to distil.
     """
 
-    def __init__(self, model: nn.Module, weight: float, input: str = "features"):
+    def __init__(self, model: nn.Module, weight: float, input: str = "features", freeze_bn_stats: bool = False):
         self.teacher = copy.deepcopy(model)
+        self.freeze_bn_stats = bool(freeze_bn_stats)
         for p in self.teacher.parameters():
             p.requires_grad_(False)
         self.weight, self.input = float(weight), input
@@ -53,7 +56,9 @@ class FeatureDistillation:
             s = None
         if s is None:
             raise ConfigError(f"train.distill_input={self.input!r}: the model has no such output")
-        self.teacher.train()  # batch statistics in BatchNorm, as the student (module doc)
+        # the student's mode: batch statistics in BatchNorm, or the pretrained layers' running
+        # statistics with train.freeze_bn_stats (module doc)
+        train_mode(self.teacher, pretrained_bn_eval=self.freeze_bn_stats)
         with torch.no_grad():
             t = self.teacher(clip, **{k: v for k, v in extra.items() if k == "flow"}).get(self.input)
         s, t = F.normalize(s.flatten(1).float(), dim=1), F.normalize(t.flatten(1).float(), dim=1)

@@ -145,7 +145,7 @@ def open_run_folder(path: str | Path, run_id: str, *, resume_run_id: str | None 
                 what = "another run" if resume_path is not None else "a run"
                 raise ConfigError(
                     f"train.output_dir {path} already holds {what} ({', '.join(sorted(mine))}); "
-                    + (f"--resume continues a run in its own folder or an empty one; " if resume_path is not None else
+                    + ("--resume continues a run in its own folder or an empty one; " if resume_path is not None else
                        f"continue it with --resume {path / 'checkpoint.pt'}, ")
                     + "replace it with --overwrite (train.overwrite=true), or choose another train.output_dir")
             if not same:

@@ -30,7 +30,7 @@ from ..errors import ConfigError, NonFiniteLossError, TrainingInterrupted
 from ..fileio import atomic_write_json, atomic_write_text
 from ..losses import CompositeLoss
 from ..models import create_model
-from ..models.registry import to_channels_last
+from ..models.registry import to_channels_last, train_mode
 from .checkpoint import (CheckpointError, load_checkpoint, load_model_state, nonfinite_tensors, rng_state,
                          save_checkpoint, set_rng_state)
 from .distributed import all_gather_object, all_gather_with_grad, barrier, local_device, max_over_ranks, rank_world
@@ -260,7 +260,11 @@ class Trainer:
             if not isinstance(sid, int):
                 raise ConfigError(f"data.split_id: Trainer needs an int, got {sid!r} (use train_all_splits for 'all')")
             self.split = self.dataset.split(sid)
-            self.eval_splits = [(d.dataset, self.split)]
+            # a dataset without a query / gallery (e.g. `tracklets`, a user's unlabelled footage) is not tested here
+            self.eval_splits = [(d.dataset, self.split)] if self.split.query and self.split.gallery else []
+        self.class_meta = None
+        if cfg.train.unsupervised:  # every training tracklet its own class; identity labels unused
+            self.split, self.class_meta = unsupervised_split(self.split)
         pids = sorted({t.pid for t in self.split.train})
         self.labels = {p: i for i, p in enumerate(pids)}
         torch.manual_seed(cfg.train.seed)
@@ -274,7 +278,8 @@ class Trainer:
         if cfg.train.channels_last:
             to_channels_last(self.model)
         # learning without forgetting: the model as it starts is the teacher (engine/distill.py)
-        self.distill = (FeatureDistillation(self.model, cfg.train.distill_weight, cfg.train.distill_input)
+        self.distill = (FeatureDistillation(self.model, cfg.train.distill_weight, cfg.train.distill_input,
+                                            freeze_bn_stats=bool(cfg.train.freeze_bn_stats))
                         if cfg.train.distill_weight > 0 else None)
         self.num_classes = len(pids)
         self.plan = stage_plan(cfg)
@@ -344,7 +349,7 @@ class Trainer:
             p.requires_grad_(self._base_trainable[n] and not matches_prefix(n, st.freeze))
         apply_model_attrs(self.model, dict(st.model_attrs), self._attr_defaults, where)
         spec = to_container(cfg)["loss"] if st.loss is None else OmegaConf.to_container(st.loss, resolve=True)
-        new_loss = CompositeLoss(spec, num_classes=self.num_classes).to(self.device)
+        new_loss = CompositeLoss(spec, num_classes=self.num_classes, class_meta=self.class_meta).to(self.device)
         if self.world > 1:
             new_loss.set_gather(all_gather_with_grad, self.world)
         if getattr(self, "loss", None) is not None:
@@ -469,13 +474,9 @@ class Trainer:
             self.model.train(was_training)
 
     def _train_mode(self) -> None:
-        """model.train(), with the modules of frozen parameters (their BN statistics) in eval mode."""
-        self.model.train()
-        pres = self.frozen_prefixes
-        if pres:
-            for n, m in self.model.named_modules():
-                if matches_prefix(n, pres):
-                    m.eval()
+        """model.train(), with the modules of frozen parameters (their BN statistics) in eval mode,
+        and the pretrained BN layers too with ``train.freeze_bn_stats`` (models.registry.train_mode)."""
+        train_mode(self.model, self.frozen_prefixes, bool(self.cfg.train.freeze_bn_stats))
 
     # ----------------------------------------------------------------------------- state
     def state_dict(self) -> dict:
@@ -495,7 +496,8 @@ class Trainer:
             "dataset": self.cfg.data.dataset,
             "data_root": str(Path(self.split.root).resolve()),
             # per source, the pids it was trained on (for the train/test overlap check)
-            "train_identities": ({r["source"].split("#")[0] + "@" + r["root"]: sorted({t.pid for t in sp.train})
+            "train_identities": ({} if self.cfg.train.unsupervised else  # no identity label was seen
+                                 {r["source"].split("#")[0] + "@" + r["root"]: sorted({t.pid for t in sp.train})
                                   for r, (_, sp) in zip(self.sources, self._source_splits)} if self.sources else
                                  {self.cfg.data.dataset + "@" + str(Path(self.split.root).resolve()):
                                   sorted({t.pid for t in self.split.train})}),
@@ -827,7 +829,10 @@ class Trainer:
         extra = evaluate_extra(self.model, self.cfg, self.device) if self.cfg.test.extra else []
         self._train_mode()
         if not per:
-            return {"epoch": self.epoch, "model": self.cfg.model.name}
+            out = {"epoch": self.epoch, "model": self.cfg.model.name}
+            if extra:
+                out["extra"] = [dict(r, model=self.cfg.model.name) for r in extra]
+            return out
         first = dict(next(iter(per.values())))
         if self.sources:
             first["per_source"] = per
@@ -912,6 +917,27 @@ def init_model_from(model, path) -> dict:
         raise ConfigError(f"train.init_from {path}: no tensor of that checkpoint fits this model")
     model.load_state_dict(take, strict=False)
     return {"path": str(path), "loaded": len(take), "fresh": sorted(set(own) - set(take))}
+
+
+def unsupervised_split(split):
+    """The split with every training tracklet relabelled as its own identity (pids 1..N in order),
+    and the (N, 3) int array (camera, first frame, last frame) of those classes: frame numbers
+    from the first and last frame names (-1 when a name holds none)."""
+    import dataclasses
+
+    import numpy as np
+
+    from ..data.datasets.common import frame_number
+
+    def num(name):
+        try:
+            return frame_number(Path(name).name)
+        except ValueError:
+            return -1
+
+    train = [dataclasses.replace(t, pid=i + 1) for i, t in enumerate(split.train)]
+    meta = np.array([[t.camid, num(t.frames[0]), num(t.frames[-1])] for t in split.train], dtype=np.int64).reshape(-1, 3)
+    return dataclasses.replace(split, train=train), meta
 
 
 def train_all_splits(cfg) -> dict:

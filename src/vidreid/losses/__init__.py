@@ -22,7 +22,7 @@ import torch.nn as nn
 from ..errors import ConfigError
 from ..models.output import ModelOutput
 from .metric import (BatchHardTripletLoss, CrossEntropyLoss, OIMLoss, PartTripletLoss, PyramidRankingLoss, SiameseHingeLoss,
-                     pairwise_distance)
+                     TrackletAssociationLoss, pairwise_distance)
 
 
 class ScalarTerm(nn.Module):
@@ -40,8 +40,9 @@ LOSSES: dict[str, type[nn.Module]] = {
     "siamese_hinge": SiameseHingeLoss,
     "oim": OIMLoss,
     "part_triplet": PartTripletLoss,
+    "tracklet_association": TrackletAssociationLoss,
 }
-DEFAULT_INPUT = {"oim": "features", "part_triplet": "refined_maps", "cross_entropy": "logits", "triplet": "features", "pyramid_ranking": "frame_maps"}
+DEFAULT_INPUT = {"oim": "features", "tracklet_association": "features", "part_triplet": "refined_maps", "cross_entropy": "logits", "triplet": "features", "pyramid_ranking": "frame_maps"}
 
 
 class CompositeLoss(nn.Module):
@@ -53,11 +54,13 @@ class CompositeLoss(nn.Module):
             term's own arguments.
         num_classes: training identities, passed to terms that take a ``num_classes``
             argument (e.g. OIM's lookup table) unless the spec sets it.
+        class_meta: (num_classes, 3) per class (camera, first frame, last frame), passed to
+            terms that take it (``tracklet_association`` under ``train.unsupervised``).
     Raises:
         ConfigError: unknown loss name or argument (lists the valid ones), empty spec.
     """
 
-    def __init__(self, spec: list[dict], num_classes: int | None = None):
+    def __init__(self, spec: list[dict], num_classes: int | None = None, class_meta=None):
         super().__init__()
         if not spec:
             raise ConfigError("loss: at least one loss term is required")
@@ -82,7 +85,12 @@ class CompositeLoss(nn.Module):
                 if num_classes is None:
                     raise ConfigError(f"loss[{i}] ({name}): needs num_classes (the number of training identities)")
                 item["num_classes"] = num_classes
-            self.terms.append(LOSSES[name](**item))
+            if "class_meta" in valid and "class_meta" not in item:
+                item["class_meta"] = class_meta
+            try:
+                self.terms.append(LOSSES[name](**item))
+            except ValueError as e:
+                raise ConfigError(f"loss[{i}] ({name}): {e}") from None
             self.meta.append((key, inp, weight, target))
 
     def carry_state_from(self, other: "CompositeLoss") -> None:

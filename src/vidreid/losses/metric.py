@@ -249,3 +249,99 @@ class PartTripletLoss(nn.Module):
     def forward(self, maps: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         v = self.strip_vectors(maps)
         return sum(self.triplet(v[:, :, r], labels) for r in range(v.shape[-1])) / v.shape[-1]
+
+
+class TrackletAssociationLoss(nn.Module):
+    """Label-free learning from tracklets (Li, Zhu, Gong, "Unsupervised Person Re-identification
+    by Deep Learning Tracklet Association", ECCV 2018, TAUDL; the soft selective association of
+    UTAL, TPAMI 2019, simplified): every training tracklet is its own class (``train.unsupervised``).
+
+    A memory M (num_tracklets, D) holds one L2-normalised feature per tracklet, updated like
+    OIM's table (``momentum``). For a clip of tracklet i, camera c:
+
+    * per-camera tracklet discrimination (TAUDL Sec. 3.1): cross-entropy of ``x M^T / temperature``
+      restricted to the tracklets of camera c that overlap i in time (two people at once; when the
+      frame ranges are unknown, every tracklet of camera c, TAUDL's assumption that a person is one
+      tracklet per camera), with i as the label; a tracklet currently associated with i (below) is
+      left out of the negatives. Tracklets of one camera that do not overlap in time may be one
+      person re-entering (real footage, e.g. PETS 2009), so they are not negatives;
+    * cross-camera tracklet association (TAUDL Sec. 3.2): j = the nearest memory row to ``m_i``
+      among the tracklets that may be the same person (another camera, or the same camera without
+      overlap in time); when i and j are each other's nearest such tracklet and their cosine is
+      at least ``min_similarity``, ``association_weight * (1 - cos(x, m_j))`` pulls x to j.
+
+    Tracklets of one camera that overlap in time are never associated (they are two people).
+    Memory rows start at zero and are filled from the features (``fill_from`` when the trainer
+    starts from a model, as OIM's ``train.lut_init``).
+
+    Args:
+        num_classes: training tracklets. class_meta: (num_classes, 3) int (camera, first frame,
+            last frame; -1 when unknown), given by the trainer.
+        temperature, momentum: as :class:`OIMLoss`. association_weight, min_similarity: above.
+        discrimination_weight: the weight of the discrimination term (0 turns it off).
+    Input: features (B, D), labels (B,) tracklet indices. Output: scalar.
+    """
+
+    def __init__(self, num_classes: int, class_meta=None, feat_dim: int = 1280, temperature: float = 0.1,
+                 momentum: float = 0.5, association_weight: float = 1.0, min_similarity: float = 0.5,
+                 discrimination_weight: float = 1.0):
+        super().__init__()
+        self.discrimination_weight = float(discrimination_weight)
+        if class_meta is None:
+            raise ValueError("tracklet_association needs train.unsupervised=true (each tracklet its own class)")
+        self.temperature, self.momentum = float(temperature), float(momentum)
+        self.association_weight, self.min_similarity = float(association_weight), float(min_similarity)
+        meta = torch.as_tensor(class_meta, dtype=torch.int64)
+        self.register_buffer("lut", torch.zeros(num_classes, feat_dim))
+        self.register_buffer("camera", meta[:, 0].clone(), persistent=False)
+        cam, first, last = meta[:, 0], meta[:, 1], meta[:, 2]
+        same = cam[:, None] == cam[None, :]
+        known = (first[:, None] >= 0) & (first[None, :] >= 0)
+        overlap = (first[:, None] <= last[None, :]) & (first[None, :] <= last[:, None])
+        # may two tracklets be one person: another camera, or one camera without overlap in time
+        compatible = ~same | (known & ~overlap)
+        compatible.fill_diagonal_(False)
+        self.register_buffer("compatible", compatible, persistent=False)
+        # certain negatives: one camera and overlapping in time (or, ranges unknown, one camera)
+        self.register_buffer("negative", same & (overlap | ~known), persistent=False)
+
+    @torch.no_grad()
+    def fill_from(self, features: torch.Tensor, labels: torch.Tensor) -> int:
+        """Set each tracklet's row to the normalised mean of its features (as OIM's)."""
+        x = F.normalize(features.to(self.lut), dim=1)
+        labels = labels.to(self.lut.device)
+        sums = torch.zeros_like(self.lut).index_add_(0, labels, x)
+        rows = torch.unique(labels)
+        self.lut[rows] = F.normalize(sums[rows], dim=1)
+        return int(rows.numel())
+
+    @torch.no_grad()
+    def _partners(self, labels: torch.Tensor) -> torch.Tensor:
+        """(B,) the mutual nearest compatible tracklet of each label, -1 for none."""
+        m = self.lut
+        sim = m[labels] @ m.t()
+        sim = sim.masked_fill(~self.compatible[labels], -2.0)
+        best = sim.argmax(1)
+        ok = sim.gather(1, best[:, None])[:, 0] >= self.min_similarity
+        back = (m[best] @ m.t()).masked_fill(~self.compatible[best], -2.0).argmax(1)
+        return torch.where(ok & (back == labels) & (m[labels].norm(dim=1) > 0), best, torch.full_like(best, -1))
+
+    def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if features.shape[1] != self.lut.shape[1]:
+            raise ValueError(f"tracklet_association: feat_dim is {self.lut.shape[1]}, the features have {features.shape[1]}")
+        x = F.normalize(features, dim=1)
+        partner = self._partners(labels)
+        logits = x @ self.lut.t().clone() / self.temperature
+        keep = self.negative[labels].clone()
+        has = partner >= 0
+        keep[has, partner[has]] = False  # an associated tracklet is not a negative
+        keep[torch.arange(len(labels)), labels] = True
+        loss = self.discrimination_weight * F.cross_entropy(logits.masked_fill(~keep, float("-inf")), labels)
+        if has.any():
+            pull = 1.0 - (x[has] * self.lut[partner[has]]).sum(1)
+            loss = loss + self.association_weight * pull.mean()
+        with torch.no_grad():
+            for xi, y in zip(x.detach(), labels):
+                v = self.momentum * self.lut[y] + (1.0 - self.momentum) * xi
+                self.lut[y] = v / v.norm().clamp_min(1e-12)
+        return loss

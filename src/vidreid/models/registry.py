@@ -55,3 +55,32 @@ def to_channels_last(model: nn.Module) -> nn.Module:
         if isinstance(m, nn.Conv2d):
             m.to(memory_format=torch.channels_last)
     return model
+
+
+def train_mode(model: nn.Module, frozen=(), pretrained_bn_eval: bool = False) -> nn.Module:
+    """``model.train()`` with some modules kept in eval mode (their BatchNorm running statistics
+    fixed and used):
+
+    - every module named in ``frozen`` or below it (a stage's ``freeze`` prefixes);
+    - with ``pretrained_bn_eval`` (``train.freeze_bn_stats``), every BatchNorm layer whose
+      parameters are among ``model.pretrained_parameters()`` (the ImageNet / re-ID-pretrained
+      backbone): its statistics stay those of the real images it was trained on, while its
+      affine weights still learn. Fine-tuning on a small or synthetic set otherwise replaces those
+      statistics with the new set's, which moves the features on real footage even at a zero
+      learning rate (measured for ``vidreid adapt``: docs/RESULTS.md).
+
+    Returns:
+        the model.
+    """
+    model.train()
+    frozen = tuple(frozen)
+    if frozen:
+        for n, m in model.named_modules():
+            if any(n == p or n.startswith(p + ".") for p in frozen):
+                m.eval()
+    if pretrained_bn_eval and hasattr(model, "pretrained_parameters"):
+        pre = {id(p) for p in model.pretrained_parameters()}
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.weight is not None and id(m.weight) in pre:
+                m.eval()
+    return model

@@ -14,6 +14,7 @@ from .mars import MARS
 from .msmt17 import MSMT17
 from .pairsplits import CUHK01, VIPeR
 from .prid2011 import PRID2011
+from .tracklets import TrackletFolder
 
 DATASETS: dict[str, type[VideoReIDDataset]] = {
     "prid2011": PRID2011,
@@ -29,6 +30,7 @@ DATASETS: dict[str, type[VideoReIDDataset]] = {
     "cuhk03_detected": CUHK03Detected,
     "viper": VIPeR,
     "cuhk01": CUHK01,
+    "tracklets": TrackletFolder,  # a user's unlabelled tracklets (vidreid adapt)
 }
 IMAGE_DATASETS = ("market1501", "dukemtmcreid", "msmt17", "cuhk03_labeled", "cuhk03_detected", "viper", "cuhk01")
 
