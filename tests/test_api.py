@@ -177,8 +177,14 @@ def test_embed_and_match_cli(demo_checkpoint, tmp_path, capsys):
                  str(tmp_path / "m2"), "--topk", "3", "--cross-camera", "--index", "flat"]) == 0
     r2 = list(csv.DictReader(open(tmp_path / "m2" / "ranking.csv")))
     assert [r["gallery"] for r in r2] == [r["gallery"] for r in rows]
-    assert main(["match", "--query", str(tmp_path / "q.npz"), "--out", str(tmp_path / "m3"), "--assign"]) == 2
-    assert "--assign needs --threshold" in capsys.readouterr().err
+    # no --threshold: the median distance of pairs known to be different (here: the same camera)
+    capsys.readouterr()
+    assert main(["match", "--query", str(tmp_path / "q.npz"), "--gallery", str(tmp_path / "g.npz"), "--out",
+                 str(tmp_path / "m3"), "--assign"]) == 0
+    o = capsys.readouterr().out
+    thr = json.loads((tmp_path / "m3" / "match.json").read_text())["assignment_distance"]
+    assert "pairs known to be different people" in o and thr["threshold_from"].startswith("median")
+    assert thr["known_different_pairs"] == 2 * (len(split.query) * (len(split.query) - 1) // 2)
 
 
 def test_known_pid_metrics_protocol():
@@ -214,9 +220,51 @@ def test_assignment_rules():
     # in one view, tracks overlapping in time are never linked, even when alike
     one = Embeddings(e[:3], ["t1", "t2", "t3"], ["V"] * 3, np.array([1, 2, 1]), np.array([0, 50, 5]),
                      np.array([10, 60, 20]), {})
-    assert assign_identities(one, 1.0, groups="tracklet").tolist() == [0, 2, 1]  # t3 overlaps t1: new (made second)
+    assert assign_identities(one, 1.0, groups="tracklet").tolist() == [0, 1, 2]  # t3 overlaps t1: apart
     one.first_frame[2], one.last_frame[2] = 70, 80
     assert assign_identities(one, 1.0, groups="tracklet").tolist() == [0, 1, 0]
+    # average linkage: a group joins when its average distance is within the threshold, and a
+    # known-different pair anywhere in two groups keeps them apart however close the rest is
+    line = Embeddings(np.array([[0, 0], [1, 0], [2.5, 0], [-0.9, 0]], np.float32), ["p", "q", "r", "s"],
+                      ["A", "B", "C", "A"], np.array([1, 1, 1, 2]), np.full(4, -1), np.full(4, -1), {})
+    assert assign_identities(line, 1.0).tolist() == [0, 0, 1, 2]  # r: 2.5 and 1.5 from p, q (average 2.0)
+    assert assign_identities(line, 2.0).tolist() == [0, 0, 0, 1]  # s is camera A, as p: never with p's group
+
+
+def test_automatic_threshold_is_the_median_of_known_different_pairs():
+    from vidreid.inference.match import Embeddings, assignment_distances, auto_threshold, known_different
+
+    e = Embeddings(np.eye(6, dtype=np.float32), [f"t{i}" for i in range(6)], ["A", "A", "A", "B", "B", "B"],
+                   np.arange(6), np.array([0, 5, 50, 0, 0, 100]), np.array([10, 20, 60, 10, 10, 110]), {})
+    diff = known_different(e, "tracklet")  # A: t0-t1 overlap; B: t3-t4 overlap
+    assert np.argwhere(np.triu(diff)).tolist() == [[0, 1], [3, 4]]
+    assert np.triu(known_different(e, "camera")).sum() == 6  # every same-camera pair
+    D = np.arange(36, dtype=float).reshape(6, 6)
+    D = D + D.T
+    thr, st = auto_threshold(D, diff)
+    assert thr == np.median([D[0, 1], D[3, 4]]) and st["known_different_pairs"] == 2
+    lone = Embeddings(np.eye(2, dtype=np.float32), ["a", "b"], ["A", "B"], np.zeros(2, int), np.zeros(2, int),
+                      np.ones(2, int), {})
+    with pytest.raises(ValueError, match="give --threshold"):
+        auto_threshold(np.zeros((2, 2)), known_different(lone, "tracklet"))
+    d, how = assignment_distances(e, "cosine")  # re-ranked among themselves: symmetric, zero diagonal
+    assert how["rerank"] and how["k1"] == 2 and np.allclose(d, d.T) and np.all(np.diag(d) == 0)
+
+
+def test_rerank_of_a_set_against_itself_counts_each_item_once():
+    """gf=None re-ranks the queries among themselves; passing the set twice would make every
+    item its own duplicate's nearest neighbour and change the k-reciprocal sets."""
+    from vidreid.metrics.rerank import k_reciprocal_rerank
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(12, 8)).astype(np.float32)
+    self_d = k_reciprocal_rerank(x, None, k1=3, k2=2)
+    assert self_d.shape == (12, 12)
+    twice = k_reciprocal_rerank(x, x, k1=3, k2=2)
+    assert not np.allclose(self_d, twice)
+    # the query rows of a split equal the matching rows of the whole set when the gallery is the rest
+    full = k_reciprocal_rerank(x[:4], x[4:], k1=3, k2=2)
+    assert np.allclose(k_reciprocal_rerank(x, None, k1=3, k2=2)[:4, 4:], full, atol=1e-6)
 
 
 # ------------------------------------------------------------------------------ export

@@ -10,7 +10,7 @@
     vidreid demo    [--out DIR]
     vidreid tracklets --video V.mp4 | --frames DIR  --tracks T.txt --out DIR [--camera NAME] [filters]
     vidreid embed   --checkpoint C --tracklets DIR --out E.npz
-    vidreid match   --checkpoint C --query DIR|E.npz --gallery DIR|E.npz --out DIR [--assign --threshold D] [--index KIND]
+    vidreid match   --checkpoint C --query DIR|E.npz --gallery DIR|E.npz --out DIR [--assign [--threshold D]] [--index KIND]
     vidreid adapt   --checkpoint C --tracklets DIR --out RUN [key=value ...]
     vidreid export  --checkpoint C --format onnx --out model.onnx [--seq-len T]
 """
@@ -341,13 +341,28 @@ def _cmd_match(a) -> int:
     elif known:
         print("with the known pids: no query has a match in the gallery (other than itself); no rank-1 / mAP")
     if a.assign:
-        if a.threshold is None:
-            raise ConfigError("--assign needs --threshold D: the largest distance at which a tracklet joins an identity "
-                              "(look at the distances in ranking.csv)")
+        from .inference.match import assignment_distances, auto_threshold, known_different
+
         allt = q if a.gallery is None else q.concat(g)
-        ident = assign_identities(allt, a.threshold, metric, groups=a.groups)
+        D, how = assignment_distances(allt, metric, rerank=a.assign_distance == "rerank")
+        thr = a.threshold
+        if thr is None:
+            try:
+                thr, stats = auto_threshold(D, known_different(allt, a.groups))
+            except ValueError as e:
+                raise ConfigError(f"--assign: {e}") from None
+            how.update(threshold=thr, threshold_from="median of the known-different pairs", **stats)
+            p5, p25, p50, p75, p95 = stats["percentiles_5_25_50_75_95"]
+            print(f"assignment threshold {thr:.4f} ({how['distance']}): the median distance of "
+                  f"{stats['known_different_pairs']} pairs known to be different people (same camera"
+                  f"{'' if a.groups == 'camera' else ', overlapping in time'}); their percentiles 5/25/50/75/95: "
+                  f"{p5:.3f} {p25:.3f} {p50:.3f} {p75:.3f} {p95:.3f} (--threshold overrides)")
+        else:
+            how.update(threshold=thr, threshold_from="--threshold")
+        ident = assign_identities(allt, thr, metric, groups=a.groups, distances=D)
         p = write_assignment(allt, ident, a.out)
         print(f"assignment: {len(allt)} tracklets -> {len(set(ident.tolist()))} identities -> {p}")
+        res["assignment_distance"] = how
         res["identities"] = int(len(set(ident.tolist())))
         if (allt.pids >= 0).any():
             sc = assignment_scores(ident, allt.pids)
@@ -521,8 +536,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--metric", choices=["euclidean", "cosine"], default=None, help="default: the model's test.distance")
     s.add_argument("--cross-camera", action="store_true", help="list only gallery tracklets of other cameras")
     s.add_argument("--index", choices=["flat", "ivf", "hnsw"], default=None, help="search with a FAISS index")
-    s.add_argument("--assign", action="store_true", help="one-to-one identity assignment (Hungarian) over all tracklets")
-    s.add_argument("--threshold", type=float, default=None, help="with --assign: the largest distance of a match")
+    s.add_argument("--assign", action="store_true",
+                   help="group all tracklets into identities (average-linkage clustering; tracklets known to be "
+                        "different people never joined)")
+    s.add_argument("--threshold", type=float, default=None,
+                   help="with --assign: the largest average distance at which groups join (default: the median "
+                        "distance of the pairs known to be different people, printed)")
+    s.add_argument("--assign-distance", choices=["rerank", "metric"], default="rerank",
+                   help="with --assign: k-reciprocal re-ranked cosine distances (default; one scale across models "
+                        "and scenes) or --metric's distances as they are")
     s.add_argument("--groups", choices=["camera", "tracklet"], default="camera",
                    help="with --assign: one-to-one between cameras, or tracklet by tracklet (re-entries in one view)")
     s.add_argument("--drop-nonfinite", action="store_true",

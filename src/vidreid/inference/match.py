@@ -8,13 +8,17 @@ Embeddings file (``vidreid embed``), a NumPy ``.npz`` with:
 * ``first_frame``, ``last_frame``: int64 (N,), -1 when unknown;
 * ``meta``: a JSON string (vidreid version, model, checkpoint, metric, input size, sampling).
 
-Assignment (:func:`assign_identities`): the tracklets are taken group by group (a group is a
-camera, or with ``groups="tracklet"`` every tracklet on its own, for linking re-entries in one
-view), in order; the tracklets of a group are matched one-to-one to the identities found so far
-with the Hungarian algorithm (:func:`scipy.optimize.linear_sum_assignment`) on the average
-distance to each identity's tracklets; a pair farther than ``threshold`` is not a match and the
-tracklet starts a new identity. Two tracklets of one camera whose frame ranges overlap are never
-the same person (when the ranges are known).
+Assignment (:func:`assign_identities`): average-linkage agglomerative clustering
+(:func:`scipy.cluster.hierarchy.linkage`): the two groups of tracklets with the smallest average
+distance are joined, again and again, while that distance is at most ``threshold``; two groups
+are never joined when they hold tracklets known to be different people
+(:func:`known_different`: one camera and overlapping frame ranges; with ``groups="camera"`` any
+two of one camera, so an identity has at most one tracklet per camera). ``vidreid match
+--assign`` clusters on k-reciprocal re-ranked cosine distances (:func:`assignment_distances`)
+and, without ``--threshold``, takes the median distance of the known-different pairs
+(:func:`auto_threshold`). On PETS 2009 this replaced a sequential Hungarian matching (tracklet
+after tracklet, identity ids in order of creation) that reached a pair F1 of 0.80 at best with
+the ImageNet reference (docs/RESULTS.md, ``scripts/assign_check.py``).
 """
 
 from __future__ import annotations
@@ -246,58 +250,113 @@ def known_pid_metrics(q: Embeddings, g: Embeddings, metric: str = "euclidean", c
             "mAP_trapezoid": float(r.mAP_trapezoid), "valid_queries": int(r.num_valid_queries), "skipped_queries": int(r.num_skipped_queries)}
 
 
-def assign_identities(e: Embeddings, threshold: float, metric: str = "euclidean", groups: str = "camera") -> np.ndarray:
-    """One-to-one assignment of tracklets to identities, group after group (module doc).
+def known_different(e: Embeddings, groups: str = "camera") -> np.ndarray:
+    """(N, N) bool: pairs of tracklets known to be two different people without any label: two
+    tracklets of one camera whose frame ranges overlap (two people in view at once), and with
+    ``groups="camera"`` any two tracklets of one camera (an identity has at most one tracklet per
+    camera). The diagonal is False."""
+    if groups not in ("camera", "tracklet"):
+        raise ValueError(f"groups must be camera or tracklet, got {groups!r}")
+    cams = np.array(e.cameras)
+    same = cams[:, None] == cams[None]
+    if groups == "camera":
+        out = same.copy()
+    else:
+        known = (e.first_frame >= 0) & (e.last_frame >= 0)
+        overlap = (e.first_frame[:, None] <= e.last_frame[None]) & (e.first_frame[None] <= e.last_frame[:, None])
+        out = same & overlap & known[:, None] & known[None]
+    np.fill_diagonal(out, False)
+    return out
+
+
+def assignment_distances(e: Embeddings, metric: str = "cosine", rerank: bool = True) -> tuple[np.ndarray, dict]:
+    """The (N, N) float64 distances identity assignment works on, and how they were made.
+
+    With ``rerank`` (the default) the L2-normalised embeddings are re-ranked among themselves by
+    k-reciprocal encoding (Zhong et al., CVPR 2017, :func:`vidreid.metrics.rerank.k_reciprocal_rerank`
+    with ``gf=None``), symmetrised: a distance that mixes the Jaccard distance of neighbour sets
+    with the normalised one (lambda 0.3), about 0 for mutual neighbours and about 0.9 between
+    strangers whatever the model or scene. k1 = N / 3 rounded, between 2 and 20 (the paper's 20
+    assumes galleries of thousands; 19 PETS tracks have at most 4 of one person), k2 = k1 / 2
+    rounded, between 1 and 6. Without it: ``metric`` on the embeddings as they are.
+    """
+    n = len(e)
+    if not rerank or n < 4:
+        return _distance(e.embeddings, e.embeddings, metric), {"distance": metric, "rerank": False}
+    import torch
+
+    from ..metrics.rerank import k_reciprocal_rerank
+
+    k1 = int(min(20, max(2, round(n / 3))))
+    k2 = int(min(6, max(1, round(k1 / 2))))
+    x = e.embeddings.astype(np.float64)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    d = k_reciprocal_rerank(torch.from_numpy(x).float(), None, k1=k1, k2=k2, lambda_value=0.3).astype(np.float64)
+    d = (d + d.T) / 2.0
+    np.fill_diagonal(d, 0.0)
+    return d, {"distance": "k-reciprocal re-ranked cosine", "rerank": True, "k1": k1, "k2": k2, "lambda": 0.3}
+
+
+def auto_threshold(D: np.ndarray, different: np.ndarray) -> tuple[float, dict]:
+    """The data-driven assignment threshold: the median distance between tracklets known to be
+    different people (:func:`known_different`): an identity is formed only from tracklets closer
+    on average than half the pairs of people the footage itself shows to be different.
+
+    Returns:
+        (threshold, statistics: the number of such pairs and their 5/25/50/75/95 percentiles).
+
+    Raises:
+        ValueError: no pair is known to be different (one tracklet per camera and no overlap in
+            time): give the threshold.
+    """
+    iu = np.triu_indices(len(D), 1)
+    v = D[iu][different[iu]]
+    if v.size == 0:
+        raise ValueError("no two tracklets are known to be different people (tracks of one camera overlapping in "
+                         "time); give --threshold")
+    pct = np.percentile(v, [5, 25, 50, 75, 95])
+    return float(pct[2]), {"known_different_pairs": int(v.size),
+                           "percentiles_5_25_50_75_95": [round(float(x), 4) for x in pct]}
+
+
+def assign_identities(e: Embeddings, threshold: float, metric: str = "euclidean", groups: str = "camera",
+                      distances: np.ndarray | None = None) -> np.ndarray:
+    """Identity assignment by average-linkage agglomerative clustering that never joins two
+    tracklets known to be different people (module doc).
 
     Args:
         e: the tracklets (any number of cameras).
-        threshold: the largest average distance at which a tracklet joins an identity.
-        metric: ``euclidean`` or ``cosine``.
-        groups: ``camera`` (one-to-one between cameras; cameras in order of first appearance)
-            or ``tracklet`` (each tracklet alone, in order of first frame then name: re-entry
-            linking within one view).
+        threshold: the largest average distance between two groups of tracklets that are joined.
+        metric: ``euclidean`` or ``cosine`` (used when ``distances`` is None).
+        groups: ``camera`` (at most one tracklet per camera in an identity, and tracklets of one
+            camera overlapping in time apart) or ``tracklet`` (only tracklets of one camera
+            overlapping in time apart: re-entry linking within one view).
+        distances: (N, N) distances to cluster on (e.g. :func:`assignment_distances`).
 
     Returns:
-        int64 (N,) identity ids 0, 1, ... (in order of creation).
+        int64 (N,) identity ids 0, 1, ... in order of each identity's first tracklet.
     """
-    from scipy.optimize import linear_sum_assignment
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
 
-    if groups not in ("camera", "tracklet"):
-        raise ValueError(f"groups must be camera or tracklet, got {groups!r}")
     n = len(e)
-    D = _distance(e.embeddings, e.embeddings, metric)
-    if groups == "camera":
-        cams = list(dict.fromkeys(e.cameras))
-        order = [[i for i in range(n) if e.cameras[i] == c] for c in cams]
-    else:
-        order = [[i] for i in sorted(range(n), key=lambda i: (int(e.first_frame[i]), e.names[i]))]
-    ident = np.full(n, -1, np.int64)
-    members: list[list[int]] = []
-    known = (e.first_frame >= 0) & (e.last_frame >= 0)
-    for grp in order:
-        if members:
-            cost = np.array([[D[i, m].mean() for m in members] for i in grp])
-            for a, i in enumerate(grp):  # overlapping in time in one camera: never the same person
-                if not known[i]:
-                    continue
-                for b, mem in enumerate(members):
-                    for j in mem:
-                        if (known[j] and e.cameras[j] == e.cameras[i] and e.first_frame[i] <= e.last_frame[j]
-                                and e.first_frame[j] <= e.last_frame[i]):
-                            cost[a, b] = np.inf
-                            break
-            big = np.where(np.isfinite(cost), cost, 1e18)
-            rows, cols = linear_sum_assignment(big)
-            for r, c in zip(rows, cols):
-                if cost[r, c] <= threshold:
-                    ident[grp[r]] = c
-        for i in grp:
-            if ident[i] < 0:
-                ident[i] = len(members)
-                members.append([])
-        for i in grp:
-            members[ident[i]].append(i)
-    return ident
+    if n == 0:
+        return np.zeros(0, np.int64)
+    if n == 1:
+        return np.zeros(1, np.int64)
+    D = _distance(e.embeddings, e.embeddings, metric) if distances is None else np.array(distances, np.float64)
+    diff = known_different(e, groups)
+    # a cannot-link pair gets a distance so large that any average including it stays above the
+    # threshold (exact while the two clusters' sizes multiply to less than BIG / (threshold + 1))
+    big = 1e12 * (1.0 + max(float(threshold), float(np.abs(D).max())))
+    D = np.where(diff, big, D)
+    np.fill_diagonal(D, 0.0)
+    Z = linkage(squareform(D, checks=False), method="average")
+    lab = fcluster(Z, t=float(threshold), criterion="distance")
+    first: dict[int, int] = {}
+    for x in lab.tolist():
+        first.setdefault(x, len(first))
+    return np.array([first[x] for x in lab.tolist()], np.int64)
 
 
 def assignment_scores(ident: np.ndarray, pids: np.ndarray) -> dict:

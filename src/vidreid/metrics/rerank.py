@@ -29,28 +29,32 @@ def k_reciprocal_rerank(qf, gf, k1: int = 20, k2: int = 6, lambda_value: float =
     """Re-ranked (Q, G) distances.
 
     Args:
-        qf: (Q, D) query features; gf: (G, D) gallery features (float arrays or tensors).
+        qf: (Q, D) query features; gf: (G, D) gallery features (float arrays or tensors), or
+            None: the queries against themselves (a (Q, Q) result, each item once in the
+            neighbour sets; e.g. identity assignment over one set of tracklets).
         k1: k of the k-reciprocal neighbour sets (paper: 20).
         k2: neighbours averaged in local query expansion (paper: 6; 1 disables).
         lambda_value: weight of the original distance (paper: 0.3).
         chunk_size: rows of the (N, N) distance computed at once.
 
     Returns:
-        float32 array (Q, G).
+        float32 array (Q, G), or (Q, Q) when ``gf`` is None.
 
     Raises:
         ValueError: k1 < 1, k2 < 1, lambda outside [0, 1], or fewer than k1 + 1 items.
     """
     if k1 < 1 or k2 < 1 or not 0.0 <= lambda_value <= 1.0:
         raise ValueError(f"need k1 >= 1, k2 >= 1, 0 <= lambda <= 1; got {k1}, {k2}, {lambda_value}")
-    feats = torch.cat([torch.as_tensor(qf), torch.as_tensor(gf)]).float()
+    self_set = gf is None
+    feats = (torch.as_tensor(qf) if self_set else torch.cat([torch.as_tensor(qf), torch.as_tensor(gf)])).float()
     Q, N = len(qf), len(feats)
+    g0 = 0 if self_set else Q  # the first gallery column among the N items
     if N < k1 + 1:
         raise ValueError(f"re-ranking needs at least k1 + 1 = {k1 + 1} items, got {N}")
     kk = max(k1 + 1, k2)
     rank = np.empty((N, kk), np.int64)  # nearest neighbours of every item (itself first)
     row_max = np.empty(N, np.float32)
-    q_orig = np.empty((Q, N - Q), np.float32)
+    q_orig = np.empty((Q, N - g0), np.float32)
     for s in range(0, N, chunk_size):
         d = _sq_dist(feats[s:s + chunk_size], feats)
         m = d.amax(1).clamp_min_(1e-12)
@@ -62,7 +66,7 @@ def k_reciprocal_rerank(qf, gf, k1: int = 20, k2: int = 6, lambda_value: float =
             idx.numpy(), np.argsort(np.take_along_axis(d.numpy(), idx.numpy(), 1), 1, kind="stable"), 1)
         if s < Q:
             e = min(s + len(d), Q)
-            q_orig[s:e] = d[: e - s, Q:].numpy()
+            q_orig[s:e] = d[: e - s, g0:].numpy()
 
     def dist_rows(i: int, cols: np.ndarray) -> np.ndarray:
         return (_sq_dist(feats[i:i + 1], feats[torch.from_numpy(cols)])[0] / float(row_max[i])).numpy()
@@ -95,7 +99,7 @@ def k_reciprocal_rerank(qf, gf, k1: int = 20, k2: int = 6, lambda_value: float =
                           shape=(N, N))
         V = (A @ V).tocsr()
     Vc = V.tocsc()
-    out = np.empty((Q, N - Q), np.float32)
+    out = np.empty((Q, N - g0), np.float32)
     for i in range(Q):
         lo, hi = V.indptr[i], V.indptr[i + 1]
         ccols, cvals = V.indices[lo:hi], V.data[lo:hi]
@@ -104,7 +108,7 @@ def k_reciprocal_rerank(qf, gf, k1: int = 20, k2: int = 6, lambda_value: float =
         take = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)]) if len(ccols) else np.empty(0, int)
         other_rows = Vc.indices[take]
         mins = np.minimum(np.repeat(cvals, lens), Vc.data[take])
-        min_sum = np.bincount(other_rows, weights=mins, minlength=N)[Q:]
+        min_sum = np.bincount(other_rows, weights=mins, minlength=N)[g0:]
         jaccard = 1.0 - min_sum / (2.0 - min_sum)
         out[i] = (1.0 - lambda_value) * jaccard + lambda_value * q_orig[i]
     return out
