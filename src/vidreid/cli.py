@@ -98,12 +98,34 @@ def _model_and_config(a, extra: list[str] | None = None):
     from .engine.trainer import load_model_from_checkpoint
     from .models import create_model
 
-    st = load_checkpoint(a.checkpoint) if a.checkpoint else None
+    ck = a.checkpoint
+    if ck and (str(ck).startswith("torchreid:") or is_config_name(ck)):
+        # --checkpoint takes what embed / match / export take (api.load): a config name or torchreid:ARCH
+        if getattr(a, "config", None):
+            raise ConfigError(f"--checkpoint {ck} is a model source itself; leave out --config {a.config}")
+        from .api import load
+
+        m = load(ck, weights=getattr(a, "weights", None),
+                 overrides=[*(a.overrides or []), *(extra or []), *([f"data.root={a.root}"] if getattr(a, "root", None) else [])])
+        return m.model, m.cfg, None
+    st = load_checkpoint(ck) if ck else None
     cfg = config_for(a, st, extra)
     if st is None:
         return create_model(cfg.model.name, num_classes=0, **cfg.model.args), cfg, None
     model, _, st = load_model_from_checkpoint(st, source=a.checkpoint)
     return model, cfg, st
+
+
+def is_config_name(source) -> bool:
+    """Whether a ``--checkpoint`` value names a config rather than a checkpoint file: a YAML
+    path, or a packaged config name (``reference/imagenet_lite0``) that is not an existing file."""
+    from .config import packaged_config_dir
+
+    p = Path(str(source))
+    if p.suffix in (".yaml", ".yml"):
+        return True
+    return not p.exists() and p.suffix not in (".pt", ".pth", ".ckpt") and \
+        (packaged_config_dir() / f"{source}.yaml").is_file()
 
 
 def split_label(split_id: int, num_splits: int) -> str:
@@ -448,7 +470,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("test", help="evaluate a checkpoint (or an untrained model) on a dataset's protocol")
     s.add_argument("--config", default=None, help="optional with --checkpoint (the checkpoint carries its config)")
-    s.add_argument("--checkpoint", default=None)
+    s.add_argument("--checkpoint", default=None,
+                   help="a checkpoint written by vidreid train, a config name (e.g. reference/imagenet_lite0), or "
+                        "torchreid:ARCH with --weights (as embed / match / export)")
+    s.add_argument("--weights", default=None, help="with torchreid:ARCH or a config name: the weights file")
     s.add_argument("--root", default=None, help="the dataset root (the same as data.root=...)")
     s.add_argument("--out", default=None)
     s.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (test.rerank=true)")
@@ -464,7 +489,9 @@ def build_parser() -> argparse.ArgumentParser:
                        ("features", "raw vs refined feature-map responses (RRU, Liu et al. 2019, Fig. 3)")):
         v = vs.add_parser(kind, help=text)
         v.add_argument("--config", default=None, help="optional with --checkpoint")
-        v.add_argument("--checkpoint", default=None, help="trained weights (default: the config's untrained model)")
+        v.add_argument("--checkpoint", default=None,
+                       help="a checkpoint written by vidreid train or a config name (e.g. reference/imagenet_lite0); "
+                            "default: the config's untrained model")
         v.add_argument("--tracklet", required=True, help="a folder of one tracklet's frame images")
         v.add_argument("--out", default=None, help="PNG path (default: <output_dir>/visualize_<kind>.png)")
         v.add_argument("--overwrite", action="store_true", help="replace an existing --out")
