@@ -335,6 +335,59 @@ def test_export_cli(demo_checkpoint, tmp_path):
     assert (tmp_path / "d.onnx").stat().st_size > 1000
 
 
+def _rgb_frames(folder):
+    return [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted(Path(folder).iterdir())]
+
+
+def test_onnx_carries_its_preprocessing_and_embeds_from_the_file_alone(demo_checkpoint, tmp_path, capsys):
+    """issue 25: a user who has only the .onnx gets vidreid's embedding (mean / std, size, layout,
+    clip rule from the metadata), with float or uint8 input."""
+    from vidreid.inference.export import embed_frames, read_metadata
+
+    ckpt, root, cfg = demo_checkpoint
+    for name, extra in (("f.onnx", []), ("u.onnx", ["--uint8-input"])):
+        assert main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / name), *extra]) == 0
+        rep = json.loads(capsys.readouterr().out)
+        assert rep["max_rel_l2"] <= 1e-4  # parity with PyTorch (uint8: the normalisation inside the graph)
+    meta = read_metadata(tmp_path / "f.onnx")
+    assert (meta["height"], meta["width"], meta["color"]) == (64, 32, "RGB")
+    assert meta["mean"] == pytest.approx([0.5, 0.5, 0.5]) and meta["distance"] == cfg.test.distance  # EfficientNet-Lite0's
+    assert meta["embedding_dim"] == 1280 and meta["input_frames"] == "dynamic" and "data:" in meta["config"]
+    assert read_metadata(tmp_path / "u.onnx")["input_dtype"] == "uint8"
+    assert rep["inputs"]["clip"] == ["batch", "frames", 64, 32, 3]
+    model = vidreid.load(ckpt)
+    split = build_dataset("prid2011", root).split(0)
+    for t in split.query[:2]:
+        folder = root / Path(t.frames[0]).parent
+        ref = model.embed([folder])[0].numpy()
+        for name in ("f.onnx", "u.onnx"):
+            got = embed_frames(tmp_path / name, _rgb_frames(folder))
+            assert np.linalg.norm(got - ref) / np.linalg.norm(ref) < 1e-4, name
+
+
+def test_uint8_input_is_refused_for_yuv_models(tmp_path):
+    from vidreid.config import load_config
+    from vidreid.inference.export import ExportError, preprocessing_spec
+    from vidreid.models import create_model
+
+    cfg = load_config("astpn/prid2011")
+    with pytest.raises(ExportError, match="uint8-input"):
+        preprocessing_spec(create_model("astpn", 0, height=64, width=32), cfg, uint8_input=True)
+
+
+def test_openvino_export_parity_and_metadata(demo_checkpoint, tmp_path, capsys):
+    pytest.importorskip("openvino", reason="openvino is not installed (pip install openvino)")
+    from vidreid.inference.export import read_openvino_metadata
+
+    ckpt, _, _ = demo_checkpoint
+    assert main(["export", "--checkpoint", str(ckpt), "--format", "openvino", "--out", str(tmp_path / "m.xml")]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["max_rel_l2"] <= 1e-4 and all(p["rel_l2"] <= 1e-4 for p in rep["openvino_parity"])
+    assert (tmp_path / "m.bin").is_file() and read_openvino_metadata(tmp_path / "m.xml")["embedding_dim"] == 1280
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left behind
+    assert main(["export", "--checkpoint", str(ckpt), "--format", "openvino", "--out", str(tmp_path / "m.onnx")]) == 2
+
+
 # ------------------------------------------------------------------------------ index
 def test_flat_index_is_exact_and_ivf_recall():
     from vidreid.inference.index import GalleryIndex

@@ -410,9 +410,12 @@ def _cmd_adapt(a) -> int:
 
 def _cmd_export(a) -> int:
     from .fileio import refuse_existing
-    from .inference.export import export_onnx
+    from .inference.export import export_onnx, export_openvino, preprocessing_spec
 
-    refuse_existing(a.out, a.overwrite, "--out")
+    outs = [Path(a.out)] if a.format == "onnx" else [Path(a.out), Path(a.out).with_suffix(".bin")]
+    if a.format == "openvino" and Path(a.out).suffix != ".xml":
+        raise ConfigError(f"--out {a.out}: OpenVINO IR is a .xml file (with its .bin beside it)")
+    refuse_existing(outs, a.overwrite, "--out")
     if a.seq_len is not None and a.seq_len < 1:
         raise ConfigError(f"--seq-len must be >= 1, got {a.seq_len}")
     if a.opset < 7:
@@ -420,8 +423,12 @@ def _cmd_export(a) -> int:
     model = _load_api_model(a)
     c = model.cfg
     t = a.seq_len or int(c.data.test_sampling.seq_len)
-    rep = export_onnx(model.model, a.out, int(c.data.height), int(c.data.width), seq_len=t, flow=bool(c.data.flow),
-                      opset=a.opset, exporter=a.exporter)
+    spec = preprocessing_spec(model.model, c, uint8_input=a.uint8_input, checkpoint=str(a.checkpoint))
+    kw = dict(seq_len=t, flow=bool(c.data.flow), opset=a.opset, exporter=a.exporter, spec=spec, uint8_input=a.uint8_input)
+    if a.format == "onnx":
+        rep = export_onnx(model.model, a.out, int(c.data.height), int(c.data.width), **kw)
+    else:
+        rep = export_openvino(model.model, a.out, int(c.data.height), int(c.data.width), **kw)
     print(json.dumps(rep, indent=1))
     if rep["why_fixed"]:
         print(f"note: {rep['why_fixed']}", file=sys.stderr)
@@ -589,7 +596,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("export", help="export a checkpoint's model to ONNX, checked against PyTorch with ONNX Runtime")
     model_args(s)
-    s.add_argument("--format", choices=["onnx"], default="onnx")
+    s.add_argument("--format", choices=["onnx", "openvino"], default="onnx",
+                   help="onnx (checked with ONNX Runtime) or openvino (IR .xml + .bin, needs the openvino package)")
+    s.add_argument("--uint8-input", action="store_true",
+                   help="the graph takes decoded frames, uint8 RGB (B, T, H, W, 3), and normalises them itself")
     s.add_argument("--out", required=True)
     s.add_argument("--seq-len", type=int, default=None, help="example clip length (default test_sampling.seq_len)")
     s.add_argument("--opset", type=int, default=17)
