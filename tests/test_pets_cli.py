@@ -87,7 +87,9 @@ def test_cli_test_reports_rerank_visrank(tiny_tree, tmp_path, capsys):
     import cv2
 
     img = cv2.imread(str(vis[0]))
-    assert img.shape[0] == 64 + 8 and img.shape[1] > 3 * (32 + 8)
+    assert img.shape[0] == 64 + 8 + 2 * 14 + 4 and img.shape[1] > 3 * (32 + 8)  # two lines of labels above
+    band = img[:32]
+    assert (band < 128).any() and (band[:, :40] < 128).any()  # text in the query's band and beyond
 
 
 def test_pets_from_the_two_public_files_and_the_packaged_table(tmp_path):

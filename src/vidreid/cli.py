@@ -188,6 +188,12 @@ def _cmd_test(a) -> int:
     refuse_existing([out_dir / "metrics.json", out_dir / "cmc.png"], a.overwrite, "an earlier test's")
     if a.visrank > 0 and (out_dir / "visrank").exists() and not a.overwrite:
         raise ConfigError(f"{out_dir / 'visrank'} already exists (an earlier --visrank); pass --overwrite or another --out")
+    thumbs = None
+    if a.report:
+        from .report import start_report
+
+        thumbs = start_report(out_dir, a.overwrite)
+    report_queries = None
     ds = build_dataset_from_config(cfg.data)
     splits = list(range(ds.num_splits)) if cfg.data.split_id == "all" else [int(cfg.data.split_id)]
     dev = pick_device(cfg.train.device)
@@ -196,11 +202,21 @@ def _cmd_test(a) -> int:
         split = ds.split(s)
         if st is not None:
             check_train_test_overlap(st, split, cfg.test.allow_train_overlap)
-        r = evaluate_split(model, split, cfg, dev, progress=cfg.train.progress, keep=a.visrank > 0)
+        r = evaluate_split(model, split, cfg, dev, progress=cfg.train.progress, keep=a.visrank > 0 or a.report)
         if a.visrank > 0:
-            vis = write_visrank(split, r.pop("_distmat"), out_dir / "visrank" / f"split_{s}", topk=a.visrank,
+            vis = write_visrank(split, r["_distmat"], out_dir / "visrank" / f"split_{s}", topk=a.visrank,
                                 height=cfg.data.height, width=cfg.data.width, max_queries=a.visrank_queries)
             print(f"visrank: {len(vis)} images in {vis[0].parent}")
+        if a.report and report_queries is None:  # the page shows the first split tested
+            from .report import build_queries_from_distances
+
+            qs, gs = split.query, split.gallery
+            report_queries = (s, build_queries_from_distances(
+                r["_distmat"], [t.name or "/".join(Path(t.frames[0]).parts[:-1]) for t in qs], [t.camid for t in qs],
+                [t.pid for t in qs], [[split.root / f for f in t.frames] for t in qs],
+                [t.name or "/".join(Path(t.frames[0]).parts[:-1]) for t in gs], [t.camid for t in gs],
+                [t.pid for t in gs], [[split.root / f for f in t.frames] for t in gs], thumbs, topk=a.report_topk))
+        r.pop("_distmat", None)
         per.append(r)
     name = cfg.model.name + (" + re-ranking" if cfg.test.rerank else "") + (" (pairwise)" if cfg.test.mode == "pairwise" else "")
     extra = [dict(r, model=name) for r in evaluate_extra(model, cfg, dev)] if cfg.test.extra else []
@@ -218,6 +234,19 @@ def _cmd_test(a) -> int:
     write_json(res, out_dir / "metrics.json")
     png = plot_cmc(per, out_dir / "cmc.png", title=f"{cfg.data.dataset}: {name}")
     print(f"metrics: {out_dir / 'metrics.json'}; CMC curve: {png}")
+    if a.report:
+        from .report import write_report
+
+        s, qs = report_queries
+        r = per[splits.index(s)]
+        summ = {k: r[k] for k in ("rank1", "rank5", "rank10", "rank20", "mAP", "mAP_trapezoid", "mINP") if k in r}
+        summ.update(valid_queries=r.get("num_valid_queries"), skipped_queries=r.get("num_skipped_queries"))
+        page = write_report(out_dir, qs, f"{cfg.data.dataset} ({split_label(s, ds.num_splits)}): {name}", summ,
+                            cmc=r.get("cmc"), thumbs=thumbs,
+                            notes=[f"checkpoint: {a.checkpoint or 'untrained ' + cfg.model.name}",
+                                   f"{len(qs)} queries, top {a.report_topk} each; gallery items of the query's pid and "
+                                   "camera are left out (the protocol's junk)"])
+        print(f"report: {page}")
     return 0
 
 
@@ -335,6 +364,11 @@ def _cmd_match(a) -> int:
         raise ConfigError(f"--out {out} is a file; give a folder for ranking.csv, ranking.json, match.json")
     refuse_existing([out / n for n in ("ranking.csv", "ranking.json", "match.json", "assignment.csv")], a.overwrite,
                     "an earlier match's")
+    thumbs = None
+    if a.report:
+        from .report import start_report
+
+        thumbs = start_report(out, a.overwrite)
     if a.topk < 1:
         raise ConfigError(f"--topk must be >= 1, got {a.topk}")
     if a.threshold is not None and not (a.threshold >= 0 and a.threshold < float("inf")):
@@ -362,6 +396,7 @@ def _cmd_match(a) -> int:
               f"({r['valid_queries']} queries with a match, {r['skipped_queries']} without)")
     elif known:
         print("with the known pids: no query has a match in the gallery (other than itself); no rank-1 / mAP")
+    ident_all = None
     if a.assign:
         from .inference.match import assignment_distances, auto_threshold, known_different
 
@@ -385,6 +420,7 @@ def _cmd_match(a) -> int:
         p = write_assignment(allt, ident, a.out)
         print(f"assignment: {len(allt)} tracklets -> {len(set(ident.tolist()))} identities -> {p}")
         res["assignment_distance"] = how
+        ident_all = (allt, ident)
         res["identities"] = int(len(set(ident.tolist())))
         if (allt.pids >= 0).any():
             sc = assignment_scores(ident, allt.pids)
@@ -394,7 +430,52 @@ def _cmd_match(a) -> int:
     from .fileio import atomic_write_json
 
     atomic_write_json(Path(a.out) / "match.json", res)
+    if a.report:
+        _match_report(a, out, q, g, lists, res, ident_all, thumbs)
     return 0
+
+
+def _match_report(a, out: Path, q, g, lists, res: dict, ident_all, thumbs) -> None:
+    """report.html for ``vidreid match --report``: frames from each embeddings file's tracklet folder."""
+    from .data.datasets.tracklets import ordered_images
+    import numpy as np
+
+    from .report import build_queries_from_lists, identities_rows, write_report
+
+    def frames_of(e, given):
+        root = Path(given) if Path(given).is_dir() else Path(e.meta.get("tracklets_root", "") or "/nonexistent")
+
+        def get(name):
+            d = root / name
+            return [p for _, p in ordered_images(d)] if d.is_dir() else []
+        return get
+
+    qf, gf = frames_of(q, a.query), frames_of(g, a.gallery or a.query)
+    gp, gnames, gcams = g.pids, np.array(g.names), np.array(g.cameras)
+
+    def has_match(i):
+        if q.pids[i] < 0 or not (gp >= 0).any():
+            return None
+        ok = (gp == q.pids[i]) & (gnames != q.names[i])
+        if a.cross_camera:
+            ok &= gcams != q.cameras[i]
+        return bool(ok.any())
+
+    qs = build_queries_from_lists(lists, qf, gf, has_match, thumbs)
+    ids = None
+    notes = [f"query: {a.query}; gallery: {a.gallery or a.query} (itself)", f"distance: {res['metric']}"]
+    if ident_all is not None:
+        allt, ident = ident_all
+        both = lambda n: qf(n) or gf(n)  # noqa: E731
+        ids = identities_rows(allt.names, allt.cameras, allt.pids, ident, both, thumbs)
+        h = res["assignment_distance"]
+        notes.append(f"assignment: {len(ids)} identities at threshold {h['threshold']:.4f} ({h['distance']}; "
+                     f"{h['threshold_from']})")
+    summ = {k: res[k] for k in ("rank1", "rank5", "mAP", "mAP_trapezoid") if k in res}
+    if "assignment" in res:
+        summ.update({f"assignment {k}": v for k, v in res["assignment"].items()})
+    page = write_report(out, qs, f"vidreid match: {len(qs)} queries", summ, thumbs=thumbs, identities=ids, notes=notes)
+    print(f"report: {page}")
 
 
 def _cmd_adapt(a) -> int:
@@ -486,6 +567,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (test.rerank=true)")
     s.add_argument("--visrank", type=int, default=0, metavar="K", help="write each query's top-K ranking as an image")
     s.add_argument("--visrank-queries", type=int, default=None, help="only the first N queries")
+    s.add_argument("--report", action="store_true",
+                   help="write report.html (ranked lists with thumbnails, metrics, CMC) and report_files/ to --out")
+    s.add_argument("--report-topk", type=int, default=10, help="gallery tracklets per query in the report")
     s.add_argument("--overwrite", action="store_true", help="replace an earlier test's files in --out")
     s.add_argument("overrides", nargs="*", help="key=value")
     s.set_defaults(fn=_cmd_test)
@@ -576,6 +660,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threshold", type=float, default=None,
                    help="with --assign: the largest average distance at which groups join (default: the median "
                         "distance of the pairs known to be different people, printed)")
+    s.add_argument("--report", action="store_true",
+                   help="write report.html (ranked lists with thumbnails; identities with --assign) and report_files/")
     s.add_argument("--assign-distance", choices=["rerank", "metric"], default="rerank",
                    help="with --assign: k-reciprocal re-ranked cosine distances (default; one scale across models "
                         "and scenes) or --metric's distances as they are")

@@ -57,11 +57,20 @@ def _cell(root: Path, frames, n: int, h: int, w: int, border=None) -> np.ndarray
     return strip
 
 
+def _label(cell: np.ndarray, lines: list[str]) -> np.ndarray:
+    """``cell`` with a white band above it holding ``lines`` of small black text."""
+    band = np.full((14 * len(lines) + 4, cell.shape[1], 3), 255, np.uint8)
+    for k, t in enumerate(lines):
+        cv2.putText(band, t, (3, 13 + 14 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.36, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([band, cell], 0)
+
+
 def write_visrank(split: ReIDSplit, distmat, out_dir: str | Path, topk: int = 10, query_frames: int = 4,
                   height: int = 128, width: int = 64, max_queries: int | None = None) -> list[Path]:
     """One image per query: its frames, then the top-``topk`` gallery tracklets of its
     protocol ranking (same pid + camid excluded, ties by gallery index), green for a match,
-    red otherwise. Returns the written paths (``q{index}_pid{pid}.jpg`` under ``out_dir``)."""
+    red otherwise, each labelled above with its rank, distance, pid and camera (the query with its
+    pid and camera). Returns the written paths (``q{index}_pid{pid}.jpg`` under ``out_dir``)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     g_pids = np.array([t.pid for t in split.gallery])
@@ -73,11 +82,12 @@ def write_visrank(split: ReIDSplit, distmat, out_dir: str | Path, topk: int = 10
         row = np.asarray(distmat[i:i + 1])[0]
         order = np.argsort(row, kind="stable")
         order = order[~((g_pids[order] == q.pid) & (g_cams[order] == q.camid))][:topk]
-        parts = [_cell(split.root, q.frames, query_frames, height, width)]
-        gap = np.full((height + 8, 12, 3), 255, np.uint8)
-        for j in order:
+        parts = [_label(_cell(split.root, q.frames, query_frames, height, width), ["query", f"pid {q.pid} cam {q.camid}"])]
+        gap = np.full((parts[0].shape[0], 12, 3), 255, np.uint8)
+        for r, j in enumerate(order):
             t = split.gallery[j]
-            parts += [gap, _cell(split.root, t.frames, 1, height, width, GREEN if t.pid == q.pid else RED)]
+            cell = _cell(split.root, t.frames, 1, height, width, GREEN if t.pid == q.pid else RED)
+            parts += [gap, _label(cell, [f"#{r + 1} d {float(row[j]):.3g}", f"pid {t.pid} c{t.camid}"])]
         img = np.concatenate(parts, 1)
         p = out_dir / f"q{i:05d}_pid{q.pid}.jpg"
         write_image(p, img)

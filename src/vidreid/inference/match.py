@@ -226,8 +226,9 @@ def known_pid_metrics(q: Embeddings, g: Embeddings, metric: str = "euclidean", c
     """Rank-1 / rank-5 / mAP of the queries against the gallery where person ids are known,
     under the protocol of ``vidreid test`` (metrics/rank.py): a gallery item of the query's pid
     and "camera" is excluded, where the camera is the tracklet itself (a folder matched
-    against itself) unless ``cross_camera`` (then the camera name). Queries or gallery items of
-    unknown pid (-1) have no true match.
+    against itself) unless ``cross_camera`` (then the camera name, and, as in
+    :func:`ranked_lists`, every gallery item of the query's camera is left out). Queries or
+    gallery items of unknown pid (-1) have no true match.
 
     Returns:
         ``{"rank1", "rank5", "mAP", "mAP_trapezoid", "valid_queries", "skipped_queries"}``
@@ -241,9 +242,13 @@ def known_pid_metrics(q: Embeddings, g: Embeddings, metric: str = "euclidean", c
     qc = q.cameras if cross_camera else q.names
     gc = g.cameras if cross_camera else g.names
     keys = {k: i for i, k in enumerate(sorted(set(qc) | set(gc)))}
+    D = _distance(q.embeddings, g.embeddings, metric)
+    if cross_camera:
+        # as ranked_lists, no gallery item of the query's camera is a candidate: ranked after every
+        # other item (a finite stand-in for +inf), where it changes neither CMC nor AP
+        D[np.array(q.cameras)[:, None] == np.array(g.cameras)[None]] = 4.0 * float(np.abs(D).max()) + 1.0
     try:
-        r = evaluate_rank(_distance(q.embeddings, g.embeddings, metric), q.pids, g.pids,
-                          np.array([keys[x] for x in qc]), np.array([keys[x] for x in gc]))
+        r = evaluate_rank(D, q.pids, g.pids, np.array([keys[x] for x in qc]), np.array([keys[x] for x in gc]))
     except ValueError:  # evaluate_rank: no valid query
         return None
     return {"rank1": float(r.cmc[0]), "rank5": float(r.cmc[min(4, len(r.cmc) - 1)]), "mAP": float(r.mAP),
