@@ -140,6 +140,9 @@ class TrainConfig:
     seed: int = 0
     output_dir: str = "outputs/run"
     device: str = "auto"  # auto | cpu | cuda
+    # torch's intra-op threads in the training / test process (0: torch's default, one per core);
+    # benchmarks/bench_threads.py measures what a cap does when the machine is shared
+    num_threads: int = 0
     log_every: int = 10  # iterations; on a GPU the loss is also read (and checked finite) only then
     checkpoint_every: int = 1  # epochs
     channels_last: bool = True
@@ -330,6 +333,7 @@ def validate_config(cfg: DictConfig) -> DictConfig:
     need(d.p * d.k <= 4096, "data.p", "data.p x data.k (clips per batch) must be <= 4096")
     need(d.min_seq_len >= 0, "data.min_seq_len", "must be >= 0")
     need(d.num_workers >= 0, "data.num_workers", "must be >= 0")
+    need(0 <= tr.num_threads <= 1024, "train.num_threads", "must be between 0 (torch's default) and 1024")
     need(d.split_id == "all" or (isinstance(d.split_id, int) and not isinstance(d.split_id, bool) and d.split_id >= 0),
          "data.split_id", "must be a split number >= 0 or 'all'")
     need(d.mars_gallery in ("all_test", "exclude_query"), "data.mars_gallery", "must be all_test or exclude_query")

@@ -267,6 +267,8 @@ class Trainer:
             self.split, self.class_meta = unsupervised_split(self.split)
         pids = sorted({t.pid for t in self.split.train})
         self.labels = {p: i for i, p in enumerate(pids)}
+        if int(cfg.train.num_threads) > 0:
+            torch.set_num_threads(int(cfg.train.num_threads))
         torch.manual_seed(cfg.train.seed)
         self.model = create_model(cfg.model.name, num_classes=len(pids), **cfg.model.args).to(self.device)
         self.init_report = None
