@@ -186,12 +186,7 @@ class OIMLoss(nn.Module):
             raise ValueError(f"OIM: features must be (N, {self.lut.shape[1]}), got {tuple(features.shape)}")
         if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.lut.shape[0]):
             raise ValueError(f"OIM: labels must lie in [0, {self.lut.shape[0]})")
-        x = F.normalize(features.to(self.lut), dim=1)
-        labels = labels.to(self.lut.device)
-        sums = torch.zeros_like(self.lut).index_add_(0, labels, x)
-        rows = torch.unique(labels)
-        self.lut[rows] = F.normalize(sums[rows], dim=1)
-        return int(rows.numel())
+        return fill_rows(self.lut, features, labels)
 
     def set_gather(self, gather) -> None:
         """Distributed training: update the table with the global batch (gathered in rank order,
@@ -251,6 +246,18 @@ class PartTripletLoss(nn.Module):
         return sum(self.triplet(v[:, :, r], labels) for r in range(v.shape[-1])) / v.shape[-1]
 
 
+@torch.no_grad()
+def fill_rows(lut: torch.Tensor, features: torch.Tensor, labels: torch.Tensor) -> int:
+    """Set row ``y`` of a lookup table to the normalised mean of the normalised features labelled
+    ``y``, for every label present (OIM's and the tracklet memory's start); returns how many rows."""
+    x = F.normalize(features.to(lut), dim=1)
+    labels = labels.to(lut.device)
+    sums = torch.zeros_like(lut).index_add_(0, labels, x)
+    rows = torch.unique(labels)
+    lut[rows] = F.normalize(sums[rows], dim=1)
+    return int(rows.numel())
+
+
 class TrackletAssociationLoss(nn.Module):
     """Label-free learning from tracklets (Li, Zhu, Gong, "Unsupervised Person Re-identification
     by Deep Learning Tracklet Association", ECCV 2018, TAUDL; the soft selective association of
@@ -308,12 +315,7 @@ class TrackletAssociationLoss(nn.Module):
     @torch.no_grad()
     def fill_from(self, features: torch.Tensor, labels: torch.Tensor) -> int:
         """Set each tracklet's row to the normalised mean of its features (as OIM's)."""
-        x = F.normalize(features.to(self.lut), dim=1)
-        labels = labels.to(self.lut.device)
-        sums = torch.zeros_like(self.lut).index_add_(0, labels, x)
-        rows = torch.unique(labels)
-        self.lut[rows] = F.normalize(sums[rows], dim=1)
-        return int(rows.numel())
+        return fill_rows(self.lut, features, labels)
 
     @torch.no_grad()
     def _partners(self, labels: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,6 @@ gallery identities no query has.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from .imagebase import QueryGalleryImages
 
@@ -22,8 +21,6 @@ from .imagebase import QueryGalleryImages
 class DukeMTMCReID(QueryGalleryImages):
     name = "dukemtmcreid"
     NAME = re.compile(r"(?P<pid>\d{4})_c(?P<cam>\d)_f\d{7}\.jpg")
+    SUBFOLDER = "DukeMTMC-reID"
     name_what = "images named <pid>_c<cam>_f<frame>.jpg"
 
-    def _base(self, root: Path) -> Path:
-        sub = root / "DukeMTMC-reID"
-        return sub if sub.is_dir() and not (root / "bounding_box_train").is_dir() else root

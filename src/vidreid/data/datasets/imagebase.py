@@ -25,6 +25,7 @@ class QueryGalleryImages(VideoReIDDataset):
     gallery as identities no query has."""
 
     FOLDERS = ("bounding_box_train", "query", "bounding_box_test")
+    SUBFOLDER: str | None = None  # the folder the release unpacks to, when root is above it
     NAME: re.Pattern[str]
     name_what = "images named <pid>_c<cam>..."
 
@@ -53,7 +54,11 @@ class QueryGalleryImages(VideoReIDDataset):
                 self.junk[key] = junk
 
     def _base(self, root: Path) -> Path:
-        return root
+        """``root`` itself, or the release's own folder below it (:attr:`SUBFOLDER`)."""
+        if self.SUBFOLDER is None:
+            return root
+        sub = root / self.SUBFOLDER
+        return sub if sub.is_dir() and not (root / self.FOLDERS[0]).is_dir() else root
 
     def split(self, split_id: int = 0) -> ReIDSplit:
         self._check_split_id(split_id)

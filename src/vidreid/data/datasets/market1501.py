@@ -16,7 +16,6 @@ of its pid in its camera (the official ``compute_AP.m``'s junk), as for every da
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from .imagebase import QueryGalleryImages
 
@@ -24,8 +23,6 @@ from .imagebase import QueryGalleryImages
 class Market1501(QueryGalleryImages):
     name = "market1501"
     NAME = re.compile(r"(?P<pid>-1|\d{4})_c(?P<cam>\d)s\d_\d{6}_\d{2}\.jpg")
+    SUBFOLDER = "Market-1501-v15.09.15"
     name_what = "images named <pid>_c<cam>s<seq>_<frame>_<box>.jpg (pid -1 junk, 0000 distractors)"
 
-    def _base(self, root: Path) -> Path:
-        sub = root / "Market-1501-v15.09.15"
-        return sub if sub.is_dir() and not (root / "bounding_box_train").is_dir() else root
