@@ -27,6 +27,7 @@ VARIANTS = {
     "demo": [],
     "backbone_lr_0.1": ["optim.pretrained_lr_mult=0.1"],
     "distill_10": ["train.distill_weight=10.0"],
+    "distill_1": ["train.distill_weight=1.0"],
     "appearance": ["data.augment.color_p=0.8", "data.augment.gray_p=0.1", "data.augment.blur_p=0.3"],
     "distill_10+appearance": ["train.distill_weight=10.0", "data.augment.color_p=0.8", "data.augment.gray_p=0.1",
                               "data.augment.blur_p=0.3"],
