@@ -156,3 +156,47 @@ def test_adapt_refuses_a_folder_with_one_tracklet(tmp_path, capsys, user_trackle
                  "--out", str(tmp_path / "o"), *TINY])
     err = capsys.readouterr().err
     assert code == 2 and "at least 2 tracklets" in err and "Traceback" not in err
+
+
+def _toy_adaptation(seed: int, association_weight: float, steps: int = 300) -> tuple[float, float]:
+    """Synthetic tracklet features of 20 people in 2 cameras: 8 identity dimensions shared by the
+    cameras, 24 dimensions of per-camera appearance (what a camera does to a person: light, pose,
+    background), frame noise. A linear embedding starts at the identity; the association loss
+    trains it on 4-frame clips without labels. Returns cross-camera rank-1 before and after."""
+    P, F, ds, dn = 20, 8, 8, 24
+    g = torch.Generator().manual_seed(seed)
+    x = torch.cat([torch.randn(P, ds, generator=g)[None].expand(2, P, ds), 0.8 * torch.randn(2, P, dn, generator=g)], 2)
+    frames = x[:, :, None] + 0.3 * torch.randn(2, P, F, ds + dn, generator=g)
+    W = torch.nn.Linear(ds + dn, ds + dn, bias=False)
+    torch.nn.init.eye_(W.weight)
+
+    def rank1() -> float:
+        with torch.no_grad():
+            e = W(frames).mean(2)
+        return (torch.cdist(e[0], e[1]).argmin(1) == torch.arange(P)).float().mean().item()
+
+    meta = np.array([[c + 1, -1, -1] for c in range(2) for _ in range(P)])  # no time stamps (as PRID)
+    loss = TrackletAssociationLoss(2 * P, meta, feat_dim=ds + dn, min_similarity=0.0,
+                                   association_weight=association_weight)
+    with torch.no_grad():
+        loss.fill_from(W(frames).mean(2).reshape(2 * P, -1), torch.arange(2 * P))
+    opt = torch.optim.Adam(W.parameters(), lr=1e-2)
+    start = rank1()
+    for _ in range(steps):
+        idx = torch.randperm(2 * P, generator=g)[:16]
+        clip = frames[(idx // P)[:, None], (idx % P)[:, None], torch.randint(0, F, (16, 4), generator=g)]
+        out = loss(W(clip).mean(1), idx)
+        opt.zero_grad()
+        out.backward()
+        opt.step()
+    return start, rank1()
+
+
+def test_adaptation_raises_cross_camera_rank1_on_synthetic_tracklets():
+    """The association term does the work: with it rank-1 rises on every seed; discrimination
+    alone (association_weight 0) does not raise it."""
+    runs = [_toy_adaptation(s, 1.0) for s in range(5)]
+    assert all(after >= before for before, after in runs)
+    assert np.mean([a - b for b, a in runs]) >= 0.15  # measured: +0.24 (0.48 -> 0.72)
+    alone = [_toy_adaptation(s, 0.0) for s in range(5)]
+    assert np.mean([a - b for b, a in alone]) <= 0.0
