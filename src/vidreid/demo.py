@@ -92,6 +92,7 @@ def run_demo(out: str | Path = "outputs/demo", pets: str | None = None) -> list[
     t_ref = time.perf_counter() - t0
     t0 = time.perf_counter()
     src = _pets_src(pets)
+    pets_q: list[tuple[str, int]] = []
     if src is not None:
         pets_out = out / "data" / "pets2009"
         if not (pets_out / "pets2009_prepare.json").is_file():
@@ -102,6 +103,7 @@ def run_demo(out: str | Path = "outputs/demo", pets: str | None = None) -> list[
         pets_ov = ["data.test_sampling.strategy=evenly", f"data.test_sampling.seq_len={PETS_FRAMES}"]
         for proto, label in (("reentry", "re-entry linking"), ("split", "split tracks")):
             split = FolderDataset(pets_out / proto).split(0)
+            pets_q.append((label, len(split.query)))
             for m, c, name in ((model, cfg, "baseline (trained on synthetic)"), (ref, ref_cfg, "ImageNet reference (no training)")):
                 c = OmegaConf.merge(c, OmegaConf.from_dotlist(pets_ov))
                 rows.append(dict(evaluate_split(m, split, c, dev), dataset="PETS 2009 S2.L1 (real)",
@@ -124,9 +126,13 @@ def run_demo(out: str | Path = "outputs/demo", pets: str | None = None) -> list[
         f"(generated once, then reused), training + its evaluation {t_train:.0f} s, ImageNet reference evaluation "
         f"{t_ref:.0f} s, PETS 2009 (crop + 4 evaluations) {t_pets:.0f} s, other {total - t_data - t_train - t_ref - t_pets:.0f} s "
         "(start-up, model building).",
+        f"Load average when it ended (1 / 5 / 15 min): {' / '.join(f'{x:.1f}' for x in os.getloadavg())}"
+        + (" (above the core count: the cores were shared with other work)."
+           if os.getloadavg()[1] > (os.cpu_count() or 1) + 0.5 else "."),
         "Synthetic benchmark: layout prid2011, preset prid2011, seed 0 (vidreid synth). "
         "PETS protocols: docs/datasets.md (PETS 2009 S2.L1) and vidreid.data.datasets.pets.",
-    ])
+    ] + ([f"PETS rows: {', '.join(f'{n} queries ({lab}: one query = {100 / n:.2f} rank-1 points)' for lab, n in pets_q)}; "
+          "a difference of one or two queries is within what another seed gives (docs/RESULTS.md)."] if pets_q else []))
     print("\n" + text)
     atomic_write_text(out / "results.md", text + "\n")
     atomic_write_json(out / "results.json", {"rows": rows, "wall_time_s": total, "chance_rank1": chance})
