@@ -3,6 +3,10 @@ seeds, on the synthetic PRID-like test split and on the real PETS 2009 tracks (b
 beside the no-training ImageNet reference.
 
     python scripts/forgetting_ablation.py [--seeds 0 1 2] [--variants demo distill ...] [--out DIR]
+        [--init-from CKPT --variants init_from]
+
+``init_from`` starts the demo recipe from ``--init-from`` (``train.init_from``: every tensor that fits,
+e.g. the image-re-ID-pretrained baseline of ``scripts/pretraining_chain.py``) instead of ImageNet.
 
 Every run is `vidreid train --config demo/prid2011` with the variant's overrides and
 ``test.extra`` = the two PETS protocols (32 evenly spaced frames per tracklet, as the demo). The
@@ -47,12 +51,18 @@ def vidreid(*args) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=[*VARIANTS, "init_from"])
     ap.add_argument("--data", default="outputs/demo/data/prid2011")
     ap.add_argument("--pets", default="../shared/data/pets2009_s2l1")
     ap.add_argument("--out", default="outputs/ablation_forgetting")
     ap.add_argument("--extra", nargs="*", default=[], help="overrides added to every run (e.g. schedule.epochs=...)")
+    ap.add_argument("--init-from", default=None, help="the checkpoint the init_from variant starts from")
     a = ap.parse_args()
+    if "init_from" in a.variants:
+        if not a.init_from or not Path(a.init_from).is_file():
+            print(f"forgetting_ablation: the init_from variant needs --init-from CKPT (got {a.init_from!r})", file=sys.stderr)
+            return 2
+        VARIANTS["init_from"] = [f"train.init_from={Path(a.init_from).resolve()}"]
     out = Path(a.out)
     data = Path(a.data)
     if not (data / "synth_manifest.json").is_file():

@@ -4,10 +4,15 @@
   (labeled) with STAN's CPU model (EfficientNet-Lite0, 128 x 64), then ``stan/cpu_prid2011`` on the
   synthetic PRID-like benchmark with ``train.init_from`` that run;
 * ASTPN (Xu et al. 2017, Sec. 4.1.1): ``astpn/pretrain_viper`` (the RNN-CNN on VIPeR pairs), then
-  ``astpn/cpu_prid2011`` (RGB + Farneback flow) from it.
+  ``astpn/cpu_prid2011`` (RGB + Farneback flow) from it;
+* the demo's baseline (``demo/prid2011``: EfficientNet-Lite0 from ImageNet, 128 x 64) trained on a
+  synthetic Market-1501-like image layout (``--image-epochs``): the image-re-ID-pretrained start whose
+  effect on real people ``scripts/forgetting_ablation.py --init-from OUT/demo_pre_market/checkpoint.pt
+  --variants init_from`` measures (issue 23; synthetic Market-like data stands in for Market-1501).
 
     python scripts/pretraining_chain.py [--data outputs/demo/data/prid2011] [--out outputs/pretraining_chain]
-        [--pre-epochs 2] [--epochs 3]   (--epochs: ASTPN's PRID-like run; STAN's CPU recipe runs whole)
+        [--pre-epochs 2] [--epochs 3] [--image-epochs 10]
+        (--epochs: ASTPN's PRID-like run; STAN's CPU recipe runs whole)
 
 Short schedules: this shows the chains run and hand their weights on (the tensors loaded are
 printed), not what pre-training is worth. Prints each run's test line and wall time; writes
@@ -29,12 +34,13 @@ def main() -> int:
     ap.add_argument("--out", default="outputs/pretraining_chain")
     ap.add_argument("--pre-epochs", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--image-epochs", type=int, default=10, help="the demo baseline's Market-like pre-training")
     a = ap.parse_args()
     from vidreid.cli import main as cli
 
     out, data = Path(a.out), Path(a.data)
     imgs = out / "data"
-    for layout in ("viper", "cuhk01", "cuhk03"):
+    for layout in ("viper", "cuhk01", "cuhk03", "market1501"):
         if not (imgs / layout / "synth_manifest.json").is_file():
             assert cli(["synth", "--layout", layout, "--preset", layout, "--out", str(imgs / layout), "--quiet"]) == 0
     from vidreid.data.flow import cache_dir
@@ -54,6 +60,9 @@ def main() -> int:
                                     f"schedule.epochs={a.pre_epochs}", "data.num_workers=1"], "astpn_pre"),
         ("ASTPN on PRID-like from it", ["--config", "astpn/cpu_prid2011", f"data.root={data}", "data.flow=farneback",
                                         f"train.init_from={out / 'astpn_pre' / 'checkpoint.pt'}"], "astpn"),
+        ("demo baseline on Market-like images", ["--config", "demo/prid2011", "data.dataset=market1501",
+                                                 f"data.root={imgs / 'market1501'}", f"schedule.epochs={a.image_epochs}"],
+         "demo_pre_market"),
     ]
     res = []
     for label, args, name in runs:
