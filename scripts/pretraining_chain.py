@@ -16,7 +16,7 @@
 
 Short schedules: this shows the chains run and hand their weights on (the tensors loaded are
 printed), not what pre-training is worth. Prints each run's test line and wall time; writes
-``OUT/pretraining_chain.json``.
+``OUT/pretraining_chain.json``. A run already finished in OUT is not run again (``--only`` runs some).
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ def main() -> int:
     ap.add_argument("--pre-epochs", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--image-epochs", type=int, default=10, help="the demo baseline's Market-like pre-training")
+    ap.add_argument("--only", nargs="+", default=None,
+                    choices=["stan_pre", "stan", "astpn_pre", "astpn", "demo_pre_market"], help="run only these")
     a = ap.parse_args()
     from vidreid.cli import main as cli
 
@@ -52,7 +54,10 @@ def main() -> int:
         ("STAN image pre-training", ["--config", "stan/pretrain_images", stan_model, "data.height=128", "data.width=64",
                                      f"data.sources=[{{dataset: cuhk01, root: {imgs / 'cuhk01'}}}, "
                                      f"{{dataset: cuhk03_labeled, root: {imgs / 'cuhk03'}}}, {{dataset: viper, root: {imgs / 'viper'}}}]",
-                                     f"stages.0.epochs={a.pre_epochs}", "stages.0.milestones=[1000]", "optim.name=adam", "optim.lr=1e-3",
+                                     # stan/pretrain_images' one stage, shortened (a list is replaced whole)
+                                     f"stages=[{{name: cnn, epochs: {a.pre_epochs}, milestones: [1000], "
+                                     "model_attrs: {spatial: avg, temporal: avg}, loss: [{name: oim, input: features, "
+                                     "feat_dim: 128, temperature: 0.1, momentum: 0.5}]}]", "optim.name=adam", "optim.lr=1e-3",
                                      "data.p=8", "data.k=2", "data.num_workers=1"], "stan_pre"),
         ("STAN on PRID-like from it", ["--config", "stan/cpu_prid2011", f"data.root={data}",
                                        f"train.init_from={out / 'stan_pre' / 'checkpoint.pt'}"], "stan"),
@@ -66,14 +71,18 @@ def main() -> int:
     ]
     res = []
     for label, args, name in runs:
+        if a.only and name not in a.only:
+            continue
         run = out / name
         # STAN's CPU recipe runs whole (18 epochs over its four stages); ASTPN's is shortened
         ep = [f"schedule.epochs={a.epochs}"] if name == "astpn" else []
-        t = time.perf_counter()
-        assert cli(["train", *args, *ep, f"train.output_dir={run}", "train.progress=false", "--overwrite"]) == 0, label
+        if not (run / "metrics.json").is_file():  # a finished run (metrics.json is written last) is kept
+            t = time.perf_counter()
+            assert cli(["train", *args, *ep, f"train.output_dir={run}", "train.progress=false", "--overwrite"]) == 0, label
+            (run / "wall_s.txt").write_text(f"{time.perf_counter() - t:.1f}\n")
         m = json.loads((run / "metrics.json").read_text())
-        res.append({"run": label, "wall_s": round(time.perf_counter() - t, 1),
-                    **{k: m.get(k) for k in ("rank1", "mAP", "num_query", "dataset")}})
+        wall = float((run / "wall_s.txt").read_text()) if (run / "wall_s.txt").is_file() else None
+        res.append({"run": label, "wall_s": wall, **{k: m.get(k) for k in ("rank1", "mAP", "num_query", "dataset")}})
         print(json.dumps(res[-1]), flush=True)
     (out / "pretraining_chain.json").write_text(json.dumps(res, indent=1))
     return 0
