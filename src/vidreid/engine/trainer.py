@@ -808,7 +808,20 @@ class Trainer:
             handlers = {}
             if self._signal is not None:
                 raise KeyboardInterrupt
+            if threading.current_thread() is threading.main_thread():
+                # SIGINT raises at once, as during training also when the process inherited it
+                # ignored (a shell without job control starts background jobs so: the test suite
+                # run with `&` failed on that). It is also remembered: Python ignores an exception
+                # raised in a finaliser (__del__, weakref callbacks), where a handler can happen to
+                # run, so the flag is checked after the evaluation. SIGTERM keeps its own handler.
+                def on_sigint(signum, frame):
+                    self._signal = signum
+                    raise KeyboardInterrupt
+
+                handlers = {signal.SIGINT: signal.signal(signal.SIGINT, on_sigint)}
             metrics = self.evaluate()
+            if self._signal is not None:
+                raise KeyboardInterrupt
             if self.rank == 0:
                 write_json(metrics, self.out_dir / "metrics.json")
         finally:
