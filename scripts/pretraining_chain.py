@@ -11,7 +11,7 @@
   --variants init_from`` measures (issue 23; synthetic Market-like data stands in for Market-1501).
 
     python scripts/pretraining_chain.py [--data outputs/demo/data/prid2011] [--out outputs/pretraining_chain]
-        [--pre-epochs 2] [--epochs 3] [--image-epochs 10]
+        [--pre-epochs 2] [--epochs 3] [--image-epochs 3]
         (--epochs: ASTPN's PRID-like run; STAN's CPU recipe runs whole)
 
 Short schedules: this shows the chains run and hand their weights on (the tensors loaded are
@@ -34,7 +34,7 @@ def main() -> int:
     ap.add_argument("--out", default="outputs/pretraining_chain")
     ap.add_argument("--pre-epochs", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--image-epochs", type=int, default=10, help="the demo baseline's Market-like pre-training")
+    ap.add_argument("--image-epochs", type=int, default=3, help="the demo baseline's Market-like pre-training")
     ap.add_argument("--only", nargs="+", default=None,
                     choices=["stan_pre", "stan", "astpn_pre", "astpn", "demo_pre_market"], help="run only these")
     a = ap.parse_args()

@@ -52,6 +52,18 @@ def test_q_equals_hellinger_form_and_its_extremes():
     assert float(diversity_q(same, hellinger=False)) == pytest.approx(6 * (1 - 1 / 32) ** 2 + 30 * (1 / 32) ** 2)
 
 
+def test_q_gradient_is_finite_where_a_field_weight_underflows_to_zero():
+    # a sharp softmax underflows to exact zeros in fp32; d sqrt(s) / ds is infinite there, and
+    # the CPU STAN recipe's weights went NaN from it (issue 23's pre-training chain)
+    logits = torch.tensor([[0.0, 120.0, 3.0, -5.0], [200.0, 0.0, 1.0, 2.0]], requires_grad=True)
+    S = logits.softmax(-1)
+    assert (S == 0).any()
+    diversity_q(S).backward()
+    assert torch.isfinite(logits.grad).all()
+    # and the value still follows Eq. 9 on the rows as they are
+    torch.testing.assert_close(diversity_q(S.detach().double()), _hellinger_form(S.detach().double()))
+
+
 def test_temporal_weights_sum_to_one_per_part_and_ratio_variant():
     torch.manual_seed(2)
     m = create_model("stan", backbone="resnet18", num_parts=3, num_frames=5)

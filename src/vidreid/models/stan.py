@@ -52,7 +52,12 @@ def diversity_q(S: torch.Tensor, hellinger: bool = True) -> torch.Tensor:
         the Bhattacharyya coefficients 1 - H^2(s_i, s_j) (Eq. 8) off it, so
         Q = 2 sum_{i<j} (1 - H^2(s_i, s_j))^2: 0 for disjoint fields, K(K-1) for identical ones.
     """
-    R = S.clamp_min(0).sqrt() if hellinger else S
+    # sqrt's gradient 1 / (2 sqrt(s)) is infinite where a softmax weight underflows to exactly 0
+    # (a sharp field, fp32: logits ~104 apart), which made the CPU STAN recipe's weights NaN
+    # (docs/RESULTS.md, issue 23). Weights at or below 1e-12 count as 0 and pass no gradient (the
+    # zeroing comes before the sqrt, so its infinite derivative is never multiplied in); R moves by
+    # at most 1e-6 per cell, and is exact for weights that are exactly 0 or above 1e-12
+    R = torch.where(S > 1e-12, S, torch.zeros_like(S)).sqrt() if hellinger else S
     G = R @ R.transpose(-1, -2)
     eye = torch.eye(S.shape[-2], dtype=S.dtype, device=S.device)
     return (G - eye).pow(2).sum(dim=(-1, -2))
