@@ -26,3 +26,38 @@ def test_same_seed_same_losses(tiny_tree, tmp_path):
     c = _losses(root, tmp_path / "c", 1)
     assert len(a) >= 2 and a == b  # bit for bit
     assert c != a
+
+
+def test_auto_threads_leaves_out_the_cores_others_keep_busy(monkeypatch):
+    from vidreid.engine import cpu
+
+    assert cpu.auto_threads(cores=2, busy=0.1) == 2
+    assert cpu.auto_threads(cores=2, busy=1.0) == 1
+    assert cpu.auto_threads(cores=2, busy=2.0) == 1  # never below one
+    assert cpu.auto_threads(cores=16, busy=3.4) == 13
+    # measured from /proc/stat: a window in which this process sleeps
+    b = cpu.busy_cores(0.05)
+    assert 0.0 <= b <= 1.05 * (__import__("os").cpu_count() or 1)
+    monkeypatch.setattr(cpu, "_cpu_times", lambda: None)  # no /proc/stat: nothing counted as busy
+    assert cpu.busy_cores(0.0) == 0.0
+
+
+def test_num_threads_auto_is_applied_and_validated(tiny_tree, tmp_path, monkeypatch):
+    import pytest
+    import torch
+
+    from vidreid.engine import cpu
+    from vidreid.errors import ConfigError
+
+    monkeypatch.setattr(cpu, "busy_cores", lambda seconds=0.5: 99.0)  # everything busy: one thread
+    before = torch.get_num_threads()
+    try:
+        cfg = load_config("demo/prid2011", [f"data.root={tiny_tree('prid2011')}", f"train.output_dir={tmp_path / 'r'}",
+                                            "data.p=3", "data.k=2", "data.height=64", "data.width=32",
+                                            "train.num_threads=-1"])  # what vidreid demo sets
+        t = Trainer(cfg)
+        assert t.num_threads == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ConfigError, match="train.num_threads"):
+        load_config("demo/prid2011", ["train.num_threads=-2"])

@@ -140,7 +140,9 @@ class TrainConfig:
     seed: int = 0
     output_dir: str = "outputs/run"
     device: str = "auto"  # auto | cpu | cuda
-    # torch's intra-op threads in the training / test process (0: torch's default, one per core);
+    # torch's intra-op threads in the training / test process (0: torch's default, one per core;
+    # -1: one per core that other processes leave idle when training starts, engine/cpu.py, which
+    # `vidreid demo` uses; a resumed run measures again, so give a count to resume bit-exactly);
     # benchmarks/bench_threads.py measures what a cap does when the machine is shared
     num_threads: int = 0
     log_every: int = 10  # iterations; on a GPU the loss is also read (and checked finite) only then
@@ -333,7 +335,8 @@ def validate_config(cfg: DictConfig) -> DictConfig:
     need(d.p * d.k <= 4096, "data.p", "data.p x data.k (clips per batch) must be <= 4096")
     need(d.min_seq_len >= 0, "data.min_seq_len", "must be >= 0")
     need(d.num_workers >= 0, "data.num_workers", "must be >= 0")
-    need(0 <= tr.num_threads <= 1024, "train.num_threads", "must be between 0 (torch's default) and 1024")
+    need(-1 <= tr.num_threads <= 1024, "train.num_threads",
+         "must be -1 (one per idle core), 0 (torch's default) or a count up to 1024")
     need(d.split_id == "all" or (isinstance(d.split_id, int) and not isinstance(d.split_id, bool) and d.split_id >= 0),
          "data.split_id", "must be a split number >= 0 or 'all'")
     need(d.mars_gallery in ("all_test", "exclude_query"), "data.mars_gallery", "must be all_test or exclude_query")

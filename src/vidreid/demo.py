@@ -71,7 +71,10 @@ def run_demo(out: str | Path = "outputs/demo", pets: str | None = None) -> list[
     data_root = out / "data" / "prid2011"
     _ensure_synthetic(data_root)
     t_data = time.perf_counter() - t_start
-    cfg = load_config("demo/prid2011", [f"data.root={data_root}", f"train.output_dir={out / 'baseline'}"])
+    # train.num_threads=-1: one torch thread per core other processes leave idle (engine/cpu.py): on 2
+    # shared cores torch's one-per-core default trained 6.7x slower, one thread 1.55x (bench_threads.py)
+    cfg = load_config("demo/prid2011", [f"data.root={data_root}", f"train.output_dir={out / 'baseline'}",
+                                        "train.num_threads=-1"])
     dev = pick_device(cfg.train.device)
     t0 = time.perf_counter()
     trainer = Trainer(cfg)
@@ -126,6 +129,8 @@ def run_demo(out: str | Path = "outputs/demo", pets: str | None = None) -> list[
         f"(generated once, then reused), training + its evaluation {t_train:.0f} s, ImageNet reference evaluation "
         f"{t_ref:.0f} s, PETS 2009 (crop + 4 evaluations) {t_pets:.0f} s, other {total - t_data - t_train - t_ref - t_pets:.0f} s "
         "(start-up, model building).",
+        f"Torch threads: {trainer.num_threads} (train.num_threads=-1: one per core other processes left idle "
+        "when training started; another count changes the last digits and then the numbers, docs/RESULTS.md).",
         f"Load average when it ended (1 / 5 / 15 min): {' / '.join(f'{x:.1f}' for x in os.getloadavg())}"
         + (" (above the core count: the cores were shared with other work)."
            if os.getloadavg()[1] > (os.cpu_count() or 1) + 0.5 else "."),

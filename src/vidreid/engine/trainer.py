@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import threading
 import time
@@ -267,8 +268,16 @@ class Trainer:
             self.split, self.class_meta = unsupervised_split(self.split)
         pids = sorted({t.pid for t in self.split.train})
         self.labels = {p: i for i, p in enumerate(pids)}
-        if int(cfg.train.num_threads) > 0:
-            torch.set_num_threads(int(cfg.train.num_threads))
+        self.num_threads = int(cfg.train.num_threads)
+        if self.num_threads == -1 and self.device.type == "cpu":
+            from .cpu import auto_threads
+
+            self.num_threads = auto_threads()
+            if self.rank == 0:
+                print(f"[threads] train.num_threads=-1: {self.num_threads} torch thread(s) on {os.cpu_count()} cores "
+                      "(the cores other processes keep busy left out; engine/cpu.py)")
+        if self.num_threads > 0:
+            torch.set_num_threads(self.num_threads)
         torch.manual_seed(cfg.train.seed)
         self.model = create_model(cfg.model.name, num_classes=len(pids), **cfg.model.args).to(self.device)
         self.init_report = None
