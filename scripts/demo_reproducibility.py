@@ -4,12 +4,14 @@ seed 0) on the demo's synthetic data once per variant and prints, per variant, t
 losses and, for full runs, the split-0 rank-1 / mAP:
 
     python scripts/demo_reproducibility.py [--data outputs/demo/data/prid2011] [--epochs 18]
-        [--commits 138c8f0 HEAD] [--isa default avx2] [--out outputs/demo_reproducibility]
+        [--commits 138c8f0 HEAD] [--isa default avx2] [--threads 0] [--out outputs/demo_reproducibility]
 
 * ``--commits``: each commit is checked out into ``OUT/wt_<commit>`` (``git worktree``) and run
   from its own ``src`` with this environment's torch; the configs of that commit are used.
 * ``--isa avx2`` caps torch's CPU kernels at AVX2 (``ATEN_CPU_CAPABILITY=avx2``) and oneDNN's at
   AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``), i.e. runs as an AVX2-only CPU would, on an AVX-512 machine.
+* ``--threads``: torch intra-op thread counts (``train.num_threads``; 0 = torch's default), each a
+  run of its own (with today's commits; older ones may not know the key).
 
 Every run is a separate process; ``--epochs`` below 18 shortens the cosine schedule (the losses
 then are comparable between variants, not with the demo's). Writes ``OUT/summary.json``.
@@ -44,6 +46,7 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=18)
     ap.add_argument("--commits", nargs="+", default=["HEAD"])
     ap.add_argument("--isa", nargs="+", default=["default"], choices=["default", "avx2"])
+    ap.add_argument("--threads", type=int, nargs="+", default=[0])
     ap.add_argument("--out", default="outputs/demo_reproducibility")
     a = ap.parse_args()
     data, out = Path(a.data).resolve(), Path(a.out).resolve()
@@ -59,23 +62,25 @@ def main() -> int:
         wt = out / f"wt_{sha}"
         if not wt.is_dir():
             subprocess.run(["git", "-C", str(REPO), "worktree", "add", "-q", "--detach", str(wt), sha], check=True)
-        for isa in a.isa:
-            run = out / f"run_{sha}_{isa}"
+        for isa, threads in [(i, t) for i in a.isa for t in a.threads]:
+            tag = f"{isa}" + (f"_t{threads}" if threads else "")
+            run = out / f"run_{sha}_{tag}"
             env = dict(os.environ, PYTHONPATH=str(wt / "src"))
             if isa == "avx2":
                 env.update(ATEN_CPU_CAPABILITY="avx2", ONEDNN_MAX_CPU_ISA="AVX2")
             cmd = [sys.executable, "-c", LAUNCH, str(REPO / "src/vidreid/models/vision_libs.py"), "train",
                    "--config", str(wt / "src/vidreid/configs/demo/prid2011.yaml"), f"data.root={data}",
-                   f"train.output_dir={run}", f"schedule.epochs={a.epochs}"]
+                   f"train.output_dir={run}", f"schedule.epochs={a.epochs}"] + (
+                      [f"train.num_threads={threads}"] if threads else [])
             if run.exists():  # this script's own earlier run: start it again
                 shutil.rmtree(run)
             t = time.perf_counter()
-            with open(out / f"log_{sha}_{isa}.txt", "w") as log:
+            with open(out / f"log_{sha}_{tag}.txt", "w") as log:
                 rc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
             rows = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()] if (run / "log.jsonl").is_file() else []
             losses = [round(r["loss"], 6) for r in rows if "loss" in r][:8]
             m = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").is_file() else {}
-            rec = {"commit": sha, "isa": isa, "epochs": a.epochs, "rc": rc, "wall_s": round(time.perf_counter() - t, 1),
+            rec = {"commit": sha, "isa": isa, "threads": threads, "epochs": a.epochs, "rc": rc, "wall_s": round(time.perf_counter() - t, 1),
                    "first_losses": losses, "rank1": m.get("rank1"), "mAP": m.get("mAP")}
             summary.append(rec)
             print(json.dumps(rec), flush=True)
