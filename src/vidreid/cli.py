@@ -210,12 +210,12 @@ def _cmd_test(a) -> int:
         if a.report and report_queries is None:  # the page shows the first split tested
             from .report import build_queries_from_distances
 
-            qs, gs = split.query, split.gallery
-            report_queries = (s, build_queries_from_distances(
-                r["_distmat"], [t.name or "/".join(Path(t.frames[0]).parts[:-1]) for t in qs], [t.camid for t in qs],
-                [t.pid for t in qs], [[split.root / f for f in t.frames] for t in qs],
-                [t.name or "/".join(Path(t.frames[0]).parts[:-1]) for t in gs], [t.camid for t in gs],
-                [t.pid for t in gs], [[split.root / f for f in t.frames] for t in gs], thumbs, topk=a.report_topk))
+            def columns(ts, root=split.root):  # names, cameras, pids, frame paths
+                return ([t.name or "/".join(Path(t.frames[0]).parts[:-1]) for t in ts], [t.camid for t in ts],
+                        [t.pid for t in ts], [[root / f for f in t.frames] for t in ts])
+
+            report_queries = (s, build_queries_from_distances(r["_distmat"], *columns(split.query),
+                                                              *columns(split.gallery), thumbs, topk=a.report_topk))
         r.pop("_distmat", None)
         per.append(r)
     name = cfg.model.name + (" + re-ranking" if cfg.test.rerank else "") + (" (pairwise)" if cfg.test.mode == "pairwise" else "")

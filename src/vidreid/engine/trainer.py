@@ -31,7 +31,7 @@ from ..errors import ConfigError, NonFiniteLossError, TrainingInterrupted
 from ..fileio import atomic_write_json, atomic_write_text
 from ..losses import CompositeLoss
 from ..models import create_model
-from ..models.registry import to_channels_last, train_mode
+from ..models.registry import matches_prefix, to_channels_last, train_mode
 from .checkpoint import (CheckpointError, load_checkpoint, load_model_state, nonfinite_tensors, rng_state,
                          save_checkpoint, set_rng_state)
 from .distributed import all_gather_object, all_gather_with_grad, barrier, local_device, max_over_ranks, rank_world
@@ -194,11 +194,6 @@ def stage_index(plan: list, epoch: int) -> int:
         if a <= epoch < b:
             return i
     return len(plan) - 1
-
-
-def matches_prefix(name: str, prefixes) -> bool:
-    """Whether a parameter or module name is one of ``prefixes`` or lies below one of them."""
-    return any(name == pre or name.startswith(pre + ".") for pre in prefixes)
 
 
 def apply_model_attrs(model, attrs: dict, defaults: dict, where: str) -> None:

@@ -199,9 +199,7 @@ class OIMLoss(nn.Module):
         gather = getattr(self, "_gather", None)
         if gather is not None:
             x, labels = gather(x), gather(labels)
-        for xi, y in zip(x.detach(), labels.tolist()):
-            v = self.momentum * self.lut[y] + (1.0 - self.momentum) * xi
-            self.lut[y] = v / v.norm().clamp_min(1e-12)
+        momentum_update(self.lut, x, labels, self.momentum)
 
     def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if features.dim() != 2 or features.shape[1] != self.lut.shape[1]:
@@ -256,6 +254,16 @@ def fill_rows(lut: torch.Tensor, features: torch.Tensor, labels: torch.Tensor) -
     rows = torch.unique(labels)
     lut[rows] = F.normalize(sums[rows], dim=1)
     return int(rows.numel())
+
+
+@torch.no_grad()
+def momentum_update(lut: torch.Tensor, x: torch.Tensor, labels: torch.Tensor, momentum: float) -> None:
+    """OIM's table update (Xiao et al. 2017, Sec. 3.1), in place, one sample at a time in batch
+    order: ``v_y <- momentum * v_y + (1 - momentum) * x``, then ``v_y <- v_y / ||v_y||``.
+    lut: (C, D); x: (B, D); labels: (B,) int in [0, C)."""
+    for xi, y in zip(x.detach(), labels.tolist()):
+        v = momentum * lut[y] + (1.0 - momentum) * xi
+        lut[y] = v / v.norm().clamp_min(1e-12)
 
 
 class TrackletAssociationLoss(nn.Module):
@@ -342,8 +350,10 @@ class TrackletAssociationLoss(nn.Module):
         if has.any():
             pull = 1.0 - (x[has] * self.lut[partner[has]]).sum(1)
             loss = loss + self.association_weight * pull.mean()
-        with torch.no_grad():
-            for xi, y in zip(x.detach(), labels):
-                v = self.momentum * self.lut[y] + (1.0 - self.momentum) * xi
-                self.lut[y] = v / v.norm().clamp_min(1e-12)
+        if self.training:
+            self.update(x, labels)
         return loss
+
+    # the memory is kept as OIM keeps its table, across ranks too (OIMLoss.set_gather / update)
+    set_gather = OIMLoss.set_gather
+    update = OIMLoss.update

@@ -57,6 +57,11 @@ def to_channels_last(model: nn.Module) -> nn.Module:
     return model
 
 
+def matches_prefix(name: str, prefixes) -> bool:
+    """Whether a parameter or module name is one of ``prefixes`` or lies below one of them."""
+    return any(name == pre or name.startswith(pre + ".") for pre in prefixes)
+
+
 def train_mode(model: nn.Module, frozen=(), pretrained_bn_eval: bool = False) -> nn.Module:
     """``model.train()`` with some modules kept in eval mode (their BatchNorm running statistics
     fixed and used):
@@ -76,7 +81,7 @@ def train_mode(model: nn.Module, frozen=(), pretrained_bn_eval: bool = False) ->
     frozen = tuple(frozen)
     if frozen:
         for n, m in model.named_modules():
-            if any(n == p or n.startswith(p + ".") for p in frozen):
+            if matches_prefix(n, frozen):
                 m.eval()
     if pretrained_bn_eval and hasattr(model, "pretrained_parameters"):
         pre = {id(p) for p in model.pretrained_parameters()}
