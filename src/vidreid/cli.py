@@ -709,7 +709,17 @@ def main(argv: list[str] | None = None) -> int:
     missing or malformed data, unsafe or foreign checkpoint: one line naming the key or file);
     1 a failed write (disk full, permissions); 130 / 143 training interrupted by SIGINT /
     SIGTERM (a resumable checkpoint was written). ``--debug`` or ``VIDREID_DEBUG=1`` shows the
-    traceback instead."""
+    traceback instead. A process of a torchrun job ends right after its group is left
+    (:func:`vidreid.engine.distributed.end_worker_process`)."""
+    code = _main(argv)
+    if "vidreid.engine.distributed" in sys.modules:  # not imported (no torch) by --help, --version ...
+        from .engine.distributed import end_worker_process
+
+        return end_worker_process(code)
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     import os
 
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from vidreid.config import load_config
-from vidreid.engine.distributed import init_from_env, shutdown
+from vidreid.engine.distributed import end_worker_process, init_from_env, shutdown
 from vidreid.engine.trainer import Trainer
 
 root, out, loss_spec, extra = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
@@ -42,3 +42,4 @@ if rank == 0:
 del out_, loss
 tr.close()  # the DDP wrapper holds the group: let it go first (engine/distributed.shutdown)
 shutdown()  # leave the gloo group before exit (else the process may abort in finalisation)
+end_worker_process(0)  # and skip finalisation, where gloo's threads can still abort a finished process
