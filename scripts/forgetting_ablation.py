@@ -5,7 +5,8 @@ beside the no-training ImageNet reference.
     python scripts/forgetting_ablation.py [--seeds 0 1 2] [--variants demo distill ...] [--out DIR]
         [--init-from CKPT --variants init_from]
 
-``init_from`` starts the demo recipe from ``--init-from`` (``train.init_from``: every tensor that fits,
+``finetune`` is plain fine-tuning (the demo recipe before 2026-11-30); every other variant adds its
+overrides to it, except ``demo``, the recipe as shipped. ``init_from`` starts plain fine-tuning from ``--init-from`` (``train.init_from``: every tensor that fits,
 e.g. the image-re-ID-pretrained baseline of ``scripts/pretraining_chain.py``) instead of ImageNet.
 
 Every run is `vidreid train --config demo/prid2011` with the variant's overrides and
@@ -27,21 +28,28 @@ from pathlib import Path
 
 import numpy as np
 
+# Every variant but "demo" starts from PLAIN: the demo recipe without its two guards against
+# forgetting (distillation and the pretrained anchor), i.e. plain fine-tuning from ImageNet, as
+# `make demo` trained before 2026-11-30 (those runs are under OUT/finetune).
+PLAIN = ["train.distill_weight=0.0", "model.args.pretrained_anchor=0.0"]
+APPEARANCE = ["data.augment.color_p=0.8", "data.augment.gray_p=0.1", "data.augment.blur_p=0.3"]
 VARIANTS = {
-    "demo": [],
+    "demo": [],  # the recipe as shipped: distill_weight 1 and pretrained_anchor 1 (demo/prid2011.yaml)
+    "finetune": [],
     "backbone_lr_0.1": ["optim.pretrained_lr_mult=0.1"],
     "distill_10": ["train.distill_weight=10.0"],
     "distill_1": ["train.distill_weight=1.0"],
-    "appearance": ["data.augment.color_p=0.8", "data.augment.gray_p=0.1", "data.augment.blur_p=0.3"],
-    "distill_10+appearance": ["train.distill_weight=10.0", "data.augment.color_p=0.8", "data.augment.gray_p=0.1",
-                              "data.augment.blur_p=0.3"],
+    # the frozen pretrained backbone's feature appended to the test embedding (models/baseline.py)
+    "anchor_1": ["model.args.pretrained_anchor=1.0"],
+    "distill_1+anchor_1": ["train.distill_weight=1.0", "model.args.pretrained_anchor=1.0"],
+    "appearance": APPEARANCE,
+    "distill_10+appearance": ["train.distill_weight=10.0", *APPEARANCE],
     "freeze_bn": ["train.freeze_bn_stats=true"],
     "freeze_bn+distill_10": ["train.freeze_bn_stats=true", "train.distill_weight=10.0"],
-    "freeze_bn+distill_10+appearance": ["train.freeze_bn_stats=true", "train.distill_weight=10.0",
-                                        "data.augment.color_p=0.8", "data.augment.gray_p=0.1", "data.augment.blur_p=0.3"],
-    "distill_10+appearance+lr_0.1": ["train.distill_weight=10.0", "data.augment.color_p=0.8", "data.augment.gray_p=0.1",
-                                     "data.augment.blur_p=0.3", "optim.pretrained_lr_mult=0.1"],
+    "freeze_bn+distill_10+appearance": ["train.freeze_bn_stats=true", "train.distill_weight=10.0", *APPEARANCE],
+    "distill_10+appearance+lr_0.1": ["train.distill_weight=10.0", *APPEARANCE, "optim.pretrained_lr_mult=0.1"],
 }
+VARIANTS = {k: (v if k == "demo" else [*PLAIN, *v]) for k, v in VARIANTS.items()}
 
 
 def vidreid(*args) -> None:
@@ -62,7 +70,7 @@ def main() -> int:
         if not a.init_from or not Path(a.init_from).is_file():
             print(f"forgetting_ablation: the init_from variant needs --init-from CKPT (got {a.init_from!r})", file=sys.stderr)
             return 2
-        VARIANTS["init_from"] = [f"train.init_from={Path(a.init_from).resolve()}"]
+        VARIANTS["init_from"] = [*PLAIN, f"train.init_from={Path(a.init_from).resolve()}"]
     out = Path(a.out)
     data = Path(a.data)
     if not (data / "synth_manifest.json").is_file():

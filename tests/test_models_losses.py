@@ -26,6 +26,45 @@ def test_baseline_shapes(backbone, dim):
     torch.testing.assert_close(m.head(f).embedding, out.embedding)
 
 
+def test_pretrained_anchor_keeps_the_pretrained_features_beside_the_trained_ones():
+    """model.args.pretrained_anchor: training is unchanged (same initialisation, same outputs,
+    the frozen copy never moves), and the test embedding is [n(e), w n(a)] with a the pretrained
+    backbone's feature, on the forward and the packed (frame_features + head) paths alike."""
+    kw = dict(backbone="efficientnet_lite0", pretrained="imagenet")
+    torch.manual_seed(0)
+    plain = create_model("baseline", 5, **kw)
+    torch.manual_seed(0)
+    m = create_model("baseline", 5, pretrained_anchor=0.5, **kw)
+    st = m.state_dict()
+    assert all(torch.equal(v, st[k]) for k, v in plain.state_dict().items())
+    anchor0 = {k: v.clone() for k, v in m.anchor.state_dict().items()}
+    x = torch.rand(2, 3, 3, 64, 32)
+    plain.train(), m.train()
+    assert not m.anchor.training and not any(p.requires_grad for p in m.anchor.parameters())
+    o1, o2 = plain(x), m(x)
+    torch.testing.assert_close(o1.logits, o2.logits)
+    assert o2.embedding.shape == (2, 1280)
+    opt = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.5)
+    o2.logits.sum().backward()
+    opt.step()
+    assert all(torch.equal(v, anchor0[k]) for k, v in m.anchor.state_dict().items())
+    assert any(not torch.equal(a, b) for a, b in zip(m.backbone.parameters(), plain.backbone.parameters()))
+    m.eval()
+    ref = create_model("imagenet_reference", 0, **kw).eval()
+    with torch.no_grad():
+        e = m(x).embedding
+        trained = m.neck(m.backbone(x.flatten(0, 1)).mean(dim=(2, 3)).view(2, 3, -1).mean(1))
+        want = torch.cat([F.normalize(trained, dim=1), 0.5 * F.normalize(ref(x).embedding, dim=1)], 1)
+        packed = m.head(m.frame_features(x.flatten(0, 1)).view(2, 3, -1).mean(1)).embedding
+    assert e.shape == (2, 2560)
+    torch.testing.assert_close(e, want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(packed, e, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ConfigError, match="pretrained_anchor"):
+        create_model("baseline", 5, backbone="resnet18", pretrained=None, pretrained_anchor=1.0)
+    with pytest.raises(ConfigError, match="pretrained_anchor"):
+        create_model("baseline", 5, pretrained_anchor=-1, **kw)
+
+
 def test_resnet_last_stride():
     m1 = create_model("baseline", backbone="resnet18", last_stride=1)
     m2 = create_model("baseline", backbone="resnet18", last_stride=2)

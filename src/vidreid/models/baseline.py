@@ -7,6 +7,19 @@ on its batch-normalised copy, and retrieval uses the normalised copy (``embed="n
 pooled feature (``embed="pooled"``). With average pooling over time the model is
 *frame-decomposable*: the clip embedding is a function of the mean frame feature, so all-frame
 test extraction can pack frames of many tracklets into one batch (:mod:`vidreid.inference`).
+
+``pretrained_anchor`` (> 0) keeps a frozen copy of the backbone as its pretrained weights are
+(ImageNet, or the ``pretrained`` file) beside the one that trains, and appends its pooled
+feature to the test embedding: ``[n(e), w * n(a)]`` with ``n`` the L2 normalisation, ``e`` the
+trained embedding and ``a`` the frozen copy's, ``w`` = ``pretrained_anchor``. This is an
+output-space ensemble of the fine-tuned and the pretrained model (Wortsman et al., "Robust
+fine-tuning of zero-shot models", CVPR 2022, Sec. 2, who name it beside weight-space
+interpolation; Kumar et al. 2022 discuss why fine-tuning distorts pretrained features): what
+training on synthetic people forgets of real images is still in the embedding. The copy runs
+only in eval mode (testing, extraction, export): training steps cost what they cost without it,
+and a run with it trains bit for bit as one without it (the copy is built outside the torch RNG
+stream). The embedding then has 2D entries and norm sqrt(1 + w^2), so Euclidean and cosine
+distance rank alike. docs/RESULTS.md ("Training that does not forget") measures it on PETS 2009.
 """
 
 from __future__ import annotations
@@ -29,17 +42,24 @@ class TemporalPoolingNet(nn.Module):
         neck: ``"bnneck"`` or ``"none"``.
         embed: which vector is the retrieval embedding: ``"neck"`` or ``"pooled"``.
         temporal_pool: ``"avg"`` (frame-decomposable) or ``"max"``.
+        pretrained_anchor: weight ``w`` >= 0 of the frozen pretrained backbone's feature in the
+            test embedding (module doc); 0: none. Needs ``pretrained``.
 
     Input: ``clip`` float (B, T, 3, H, W). Output: :class:`ModelOutput` with ``embedding``
-    (B, D), ``features`` (B, D) (pooled, for the triplet loss), ``logits`` (B, num_classes) in
+    (B, D) (B, 2D in eval mode with ``pretrained_anchor``), ``features`` (B, D) (pooled, for the triplet loss), ``logits`` (B, num_classes) in
     training mode, and ``aux["frame_features"]`` (B, T, D).
     """
 
     frame_decomposable = True
 
     def __init__(self, backbone: str = "resnet50", num_classes: int = 0, pretrained: str | None = None,
-                 last_stride: int = 1, neck: str = "bnneck", embed: str = "neck", temporal_pool: str = "avg"):
+                 last_stride: int = 1, neck: str = "bnneck", embed: str = "neck", temporal_pool: str = "avg",
+                 pretrained_anchor: float = 0.0):
         super().__init__()
+        if not (isinstance(pretrained_anchor, (int, float)) and 0 <= pretrained_anchor < float("inf")):
+            raise ConfigError(f"model.args.pretrained_anchor must be a number >= 0, got {pretrained_anchor!r}")
+        if pretrained_anchor > 0 and not pretrained:
+            raise ConfigError("model.args.pretrained_anchor needs pretrained weights to keep (model.args.pretrained)")
         if neck not in ("bnneck", "none"):
             raise ConfigError(f"model.neck must be bnneck or none, got {neck!r}")
         if embed not in ("neck", "pooled"):
@@ -62,19 +82,48 @@ class TemporalPoolingNet(nn.Module):
         self.classifier = nn.Linear(d, num_classes, bias=False) if num_classes > 0 else None
         if self.classifier is not None:
             nn.init.normal_(self.classifier.weight, std=0.001)
+        self.anchor_weight = float(pretrained_anchor)
+        self.anchor = None
+        if self.anchor_weight > 0:
+            with torch.random.fork_rng(devices=[]):  # the trained model's initialisation stays the same
+                self.anchor = build_backbone(backbone, pretrained, last_stride).eval()
+            for p in self.anchor.parameters():
+                p.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> "TemporalPoolingNet":
+        super().train(mode)
+        if self.anchor is not None:
+            self.anchor.eval()  # frozen: its BatchNorm statistics stay the pretrained ones
+        return self
+
+    def _anchored(self) -> bool:
+        return self.anchor is not None and not self.training
 
     def pretrained_parameters(self):
         return self.backbone.parameters()
 
     def frame_features(self, frames: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) -> (N, D): backbone and spatial average pooling, per frame."""
-        return self.backbone(frames).mean(dim=(2, 3))
+        """(N, 3, H, W) -> (N, D): backbone and spatial average pooling, per frame ((N, 2D) in
+        eval mode with ``pretrained_anchor``: the frozen copy's feature appended)."""
+        f = self.backbone(frames).mean(dim=(2, 3))
+        if self._anchored():
+            with torch.no_grad():
+                a = self.anchor(frames).mean(dim=(2, 3))
+            f = torch.cat([f, a], 1)
+        return f
 
     def head(self, pooled: torch.Tensor) -> ModelOutput:
-        """Clip-level (B, D) pooled feature -> output (neck, classifier)."""
+        """Clip-level (B, D) pooled feature -> output (neck, classifier); (B, 2D) in eval mode
+        with ``pretrained_anchor`` (:meth:`frame_features`)."""
+        anchor = None
+        if self._anchored():
+            pooled, anchor = pooled[:, :self.dim], pooled[:, self.dim:]
         normed = self.neck(pooled) if self.neck is not None else pooled
         logits = self.classifier(normed) if (self.classifier is not None and self.training) else None
         emb = normed if self.embed == "neck" else pooled
+        if anchor is not None:
+            n = nn.functional.normalize
+            emb = torch.cat([n(emb, dim=1), self.anchor_weight * n(anchor, dim=1)], 1)
         return ModelOutput(embedding=emb, features=pooled, logits=logits)
 
     # One temporal pass over a whole tracklet fed in pieces (vidreid.inference.features); the
@@ -110,9 +159,10 @@ class TemporalPoolingNet(nn.Module):
 
 @register_model("baseline")
 def baseline(num_classes: int = 0, backbone: str = "resnet50", pretrained: str | None = None, last_stride: int = 1,
-             neck: str = "bnneck", embed: str = "neck", temporal_pool: str = "avg") -> TemporalPoolingNet:
+             neck: str = "bnneck", embed: str = "neck", temporal_pool: str = "avg",
+             pretrained_anchor: float = 0.0) -> TemporalPoolingNet:
     """Temporal average pooling baseline (see :class:`TemporalPoolingNet`)."""
-    return TemporalPoolingNet(backbone, num_classes, pretrained, last_stride, neck, embed, temporal_pool)
+    return TemporalPoolingNet(backbone, num_classes, pretrained, last_stride, neck, embed, temporal_pool, pretrained_anchor)
 
 
 @register_model("imagenet_reference")

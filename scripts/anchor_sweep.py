@@ -1,0 +1,100 @@
+"""The weight of the frozen pretrained backbone in the test embedding (``model.args.pretrained_anchor``,
+:mod:`vidreid.models.baseline`), swept at test time over trained baseline checkpoints (issue 24).
+
+Training does not depend on the weight (the frozen copy runs only at test), so one run per seed
+serves every weight: each checkpoint's tracklets are embedded once as ``[n(e), n(a)]`` (``e`` its
+trained embedding, ``a`` the frozen ImageNet backbone's; a checkpoint trained without the anchor
+gets the ImageNet one added), and the embedding for weight ``w`` is ``[n(e), w * n(a)]``
+(Euclidean distance, as the model tests). ``w = 0`` is the trained embedding alone under cosine
+distance. Tested on the run's synthetic split 0 and both PETS 2009 protocols (32 evenly spaced
+frames per tracklet), as ``scripts/forgetting_ablation.py`` does.
+
+    python scripts/anchor_sweep.py CKPT [CKPT ...] [--weights 0 0.5 1 1.5 2] [--pets outputs/ablation_forgetting/pets]
+
+Prints one Markdown row per checkpoint and weight, then the mean and population std over the
+checkpoints per weight. One PETS query is 6.25 (re-entry, 16 queries) or 5.3 (split, 19) rank-1 points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+import torch
+
+SETS = ("synthetic", "PETS re-entry", "PETS split")
+
+
+def anchored_model(path: str):
+    """(model with a pretrained anchor of weight 1, its config): the checkpoint's own anchor,
+    or, for one trained without, the frozen backbone its ``pretrained`` weights give."""
+    from vidreid.config import from_container
+    from vidreid.engine.checkpoint import load_checkpoint
+    from vidreid.engine.trainer import load_model_from_checkpoint
+    from vidreid.models import create_model
+
+    st = load_checkpoint(path)
+    model, _, st = load_model_from_checkpoint(st, source=path)
+    cfg = from_container(st["config"])
+    if getattr(model, "anchor", None) is None:
+        args = dict(cfg.model.args, pretrained_anchor=1.0)
+        m = create_model(cfg.model.name, num_classes=model.classifier.weight.shape[0], **args)
+        missing, unexpected = m.load_state_dict(model.state_dict(), strict=False)
+        assert not unexpected and all(k.startswith("anchor.") for k in missing), (missing, unexpected)
+        model = m
+    model.anchor_weight = 1.0
+    return model.eval(), cfg
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("checkpoints", nargs="+")
+    ap.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.5, 0.75, 1.0, 1.5, 2.0])
+    ap.add_argument("--pets", default="outputs/ablation_forgetting/pets", help="vidreid prepare pets2009 output")
+    a = ap.parse_args()
+    from vidreid.data.datasets import build_dataset, build_dataset_from_config
+    from vidreid.engine.evaluator import query_gallery_distances
+    from vidreid.metrics.rank import evaluate_rank
+
+    res: dict = {w: {s: [] for s in SETS} for w in a.weights}
+    print("| checkpoint | w | " + " | ".join(f"{s} R1 | mAP" for s in SETS) + " |\n|---|---|" + "---|---|" * len(SETS))
+    for path in a.checkpoints:
+        model, cfg = anchored_model(path)
+        cfg.data.num_workers = 1
+        d = model.dim
+        feats = {}
+        for name in SETS:
+            c = cfg.copy()
+            if name == "synthetic":
+                split = build_dataset_from_config(cfg.data).split(0)
+            else:
+                split = build_dataset("folder", f"{a.pets}/{'reentry' if 're-entry' in name else 'split'}").split(0)
+                c.data.test_sampling.strategy, c.data.test_sampling.seq_len = "evenly", 32
+            _, qf, gf = query_gallery_distances(model, split, c, "cpu")
+            feats[name] = (qf, gf, split)
+        for w in a.weights:
+            cells = []
+            for name in SETS:
+                qf, gf, split = feats[name]
+                q = torch.cat([qf[:, :d], w * qf[:, d:]], 1)
+                g = torch.cat([gf[:, :d], w * gf[:, d:]], 1)
+                r = evaluate_rank(torch.cdist(q.double(), g.double()).numpy(), [t.pid for t in split.query],
+                                  [t.pid for t in split.gallery], [t.camid for t in split.query],
+                                  [t.camid for t in split.gallery])
+                res[w][name].append((100 * float(r.cmc[0]), 100 * float(r.mAP)))
+                cells.append(f"{100 * float(r.cmc[0]):.1f} | {100 * float(r.mAP):.1f}")
+            print(f"| {path} | {w:g} | " + " | ".join(cells) + " |", flush=True)
+    print(f"\nMean ± population std over {len(a.checkpoints)} checkpoints:\n")
+    print("| w | " + " | ".join(f"{s} R1 | mAP" for s in SETS) + " |\n|---|" + "---|---|" * len(SETS))
+    for w in a.weights:
+        cells = []
+        for name in SETS:
+            v = np.array(res[w][name])
+            cells.append(f"{v[:, 0].mean():.1f} ± {v[:, 0].std():.1f} | {v[:, 1].mean():.1f} ± {v[:, 1].std():.1f}")
+        print(f"| {w:g} | " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
