@@ -115,7 +115,7 @@ def user_tracklets(tiny_tree, tmp_path_factory):
 
 
 TINY = ["data.height=64", "data.width=32", "data.num_workers=0", "train.progress=false",
-        "model.args={backbone: resnet18, pretrained: null}"]
+        "model.args={backbone: resnet18, pretrained: null, pretrained_anchor: 0}"]
 
 
 def test_adapt_runs_on_a_tracklet_folder_and_its_model_embeds(user_tracklets, tmp_path, capsys):

@@ -29,7 +29,7 @@ def demo_checkpoint(tiny_tree, tmp_path_factory):
     root = tiny_tree("prid2011")
     out = tmp_path_factory.mktemp("demo_run")
     cfg = load_config("demo/prid2011", [f"data.root={root}", f"train.output_dir={out}", "schedule.epochs=1",
-                                        "data.p=3", "data.k=2", "data.num_workers=0", "model.args.pretrained=null",
+                                        "data.p=3", "data.k=2", "data.num_workers=0", "model.args.pretrained=null", "model.args.pretrained_anchor=0",
                                         "data.height=64", "data.width=32", "train.progress=false"])
     Trainer(cfg).fit()
     return out / "checkpoint.pt", root, cfg
@@ -70,7 +70,7 @@ def test_load_config_name_with_weights(demo_checkpoint, tmp_path):
     st = torch.load(ckpt, weights_only=True)["model"]
     torch.save(st, tmp_path / "w.pt")
     m = vidreid.load("demo/prid2011", weights=tmp_path / "w.pt",
-                     overrides=["model.args.pretrained=null", "data.height=64", "data.width=32", "data.num_workers=0"])
+                     overrides=["model.args.pretrained=null", "model.args.pretrained_anchor=0", "data.height=64", "data.width=32", "data.num_workers=0"])
     a = vidreid.load(ckpt)
     x = [np.random.default_rng(0).integers(0, 255, (5, 64, 32, 3), dtype=np.uint8)]
     torch.testing.assert_close(m.embed(x), a.embed(x, num_workers=0))

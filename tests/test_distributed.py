@@ -164,7 +164,7 @@ def test_processes_leave_the_group_before_exit(tmp_path, how):
 
 RECIPES = {  # config name -> overrides for the tiny tree
     "baseline/prid2011": ["data.p=4", "data.k=2", "data.train_sampling.seq_len=3", "schedule.epochs=1",
-                          "model.args={backbone: resnet18, pretrained: null}"],
+                          "model.args={backbone: resnet18, pretrained: null, pretrained_anchor: 0}"],
     # two stages: DDP is rebuilt when the trainable set changes (the CNN frozen in the second)
     "stan/cpu_prid2011": ["data.p=2", "model.args.pretrained=null", "stages=[{name: a, epochs: 1, model_attrs: "
                           "{spatial: avg, temporal: avg}}, {name: b, epochs: 1, freeze: [backbone]}]"],
@@ -218,7 +218,7 @@ def test_sigterm_to_one_rank_stops_every_rank_at_the_saved_step(tiny_tree, tmp_p
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "--no-python",
            sys.executable, "-m", "vidreid.cli", "train", "--config", "demo/prid2011", f"data.root={root}",
            "data.split_id=0", f"train.output_dir={run}", "train.progress=false", "train.device=cpu", "data.num_workers=0",
-           "data.height=64", "data.width=32", "data.p=2", "data.k=2", "model.args={backbone: resnet18, pretrained: null}",
+           "data.height=64", "data.width=32", "data.p=2", "data.k=2", "model.args={backbone: resnet18, pretrained: null, pretrained_anchor: 0}",
            "schedule.epochs=200", "schedule.name=constant", "train.log_every=1", "data.train_sampling.seq_len=2"]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          env={**os.environ, "OMP_NUM_THREADS": "1"})

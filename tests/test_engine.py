@@ -17,7 +17,7 @@ def tiny_cfg(root, out, *extra):
     return load_config(None, [
         f"data.root={root}", "data.dataset=prid2011", "data.height=64", "data.width=32", "data.p=3", "data.k=2",
         "data.num_workers=0", "data.train_sampling.seq_len=3", "data.test_sampling.strategy=all",
-        "model.args={backbone: resnet18, pretrained: null}", "schedule.epochs=2", "schedule.name=constant",
+        "model.args={backbone: resnet18, pretrained: null, pretrained_anchor: 0}", "schedule.epochs=2", "schedule.name=constant",
         f"train.output_dir={out}", "train.progress=false", "train.log_every=1", "test.batch_size=16", *extra])
 
 

@@ -23,7 +23,7 @@ from vidreid.engine.trainer import Trainer
 from vidreid.errors import ConfigError, DatasetError, NonFiniteLossError
 
 COMMON = ["data.dataset=prid2011", "data.height=64", "data.width=32", "data.p=3", "data.k=2", "data.num_workers=0",
-          "data.train_sampling.seq_len=3", "model.args={backbone: resnet18, pretrained: null}", "schedule.epochs=2",
+          "data.train_sampling.seq_len=3", "model.args={backbone: resnet18, pretrained: null, pretrained_anchor: 0}", "schedule.epochs=2",
           "schedule.name=constant", "train.progress=false", "train.log_every=1", "test.batch_size=16", "data.split_id=0"]
 
 

@@ -20,7 +20,7 @@ def _cfg(tiny_tree, out, *extra):
     return load_config(None, [
         f"data.sources={json.dumps(srcs)}", f"data.root={tiny_tree('prid2011')}", "data.dataset=prid2011",
         "data.height=64", "data.width=32", "data.p=4", "data.k=2", "data.num_workers=0", "data.split_id=0",
-        "data.train_sampling.seq_len=3", "model.args={backbone: resnet18, pretrained: null}", "schedule.epochs=1",
+        "data.train_sampling.seq_len=3", "model.args={backbone: resnet18, pretrained: null, pretrained_anchor: 0}", "schedule.epochs=1",
         f"train.output_dir={out}", "train.progress=false", "test.batch_size=16", *extra])
 
 
@@ -58,7 +58,7 @@ def test_joint_run_tests_each_source_then_init_from(tiny_tree, tmp_path):
     # the per-dataset stage starts from the joint weights; the classifier (another label space) stays fresh
     cfg = load_config(None, [f"data.root={tiny_tree('prid2011')}", "data.dataset=prid2011", "data.height=64",
                              "data.width=32", "data.p=3", "data.k=2", "data.num_workers=0", "data.split_id=0",
-                             "model.args={backbone: resnet18, pretrained: null}", "schedule.epochs=1",
+                             "model.args={backbone: resnet18, pretrained: null, pretrained_anchor: 0}", "schedule.epochs=1",
                              f"train.init_from={tmp_path / 'joint' / 'checkpoint.pt'}",
                              f"train.output_dir={tmp_path / 'ind'}", "train.progress=false"])
     tr = Trainer(cfg)

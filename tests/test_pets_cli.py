@@ -31,7 +31,7 @@ def test_cli_errors_exit_2(tmp_path, capsys):
 def test_cli_train_then_test(tiny_tree, tmp_path, capsys):
     root = tiny_tree("ilidsvid")
     common = [f"data.root={root}", "data.dataset=ilidsvid", "data.height=64", "data.width=32", "data.p=3", "data.k=2",
-              "data.num_workers=1", "model.args={backbone: resnet18, pretrained: null}", "schedule.epochs=2",
+              "data.num_workers=1", "model.args={backbone: resnet18, pretrained: null, pretrained_anchor: 0}", "schedule.epochs=2",
               "train.progress=false", f"train.output_dir={tmp_path / 'run'}"]
     assert main(["train", "--config", "demo/prid2011", *common]) == 0
     assert "| ilidsvid | split 0 of 10 | baseline |" in capsys.readouterr().out
@@ -40,7 +40,8 @@ def test_cli_train_then_test(tiny_tree, tmp_path, capsys):
     res = json.loads((tmp_path / "t" / "metrics.json").read_text())
     assert res["per_split"][0]["num_query"] == 6
     # untrained reference over all 10 splits: mean +- std
-    assert main(["test", "--config", "reference/imagenet_lite0", "--out", str(tmp_path / "ref"), *common[:-3],
+    no_anchor = [x.replace(", pretrained_anchor: 0", "") for x in common[:-3]]  # the reference has none
+    assert main(["test", "--config", "reference/imagenet_lite0", "--out", str(tmp_path / "ref"), *no_anchor,
                  "data.split_id=all", "train.progress=false"]) == 0
     ref = json.loads((tmp_path / "ref" / "metrics.json").read_text())
     assert ref["summary"]["num_splits"] == 10 and "rank1_std" in ref["summary"]

@@ -15,7 +15,7 @@ root, out, loss_spec, extra = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:
 rank, world = init_from_env()
 cfg = load_config(None, [
     f"data.root={root}", "data.dataset=prid2011", "data.height=64", "data.width=32", "data.p=4", "data.k=2",
-    "data.num_workers=0", "data.train_sampling.seq_len=3", "model.args={backbone: resnet18, pretrained: null}",
+    "data.num_workers=0", "data.train_sampling.seq_len=3", "model.args={backbone: resnet18, pretrained: null, pretrained_anchor: 0}",
     f"loss={loss_spec}", "optim.name=sgd", "optim.lr=0.1", "optim.momentum=0.0", "optim.weight_decay=0.0",
     "schedule.name=constant", "schedule.epochs=1", f"train.output_dir={out}/run{world}", "train.progress=false",
     "train.device=cpu", "data.split_id=0", "train.channels_last=false", "test.batch_size=32", *extra])

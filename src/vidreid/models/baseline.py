@@ -59,7 +59,8 @@ class TemporalPoolingNet(nn.Module):
         if not (isinstance(pretrained_anchor, (int, float)) and 0 <= pretrained_anchor < float("inf")):
             raise ConfigError(f"model.args.pretrained_anchor must be a number >= 0, got {pretrained_anchor!r}")
         if pretrained_anchor > 0 and not pretrained:
-            raise ConfigError("model.args.pretrained_anchor needs pretrained weights to keep (model.args.pretrained)")
+            raise ConfigError(f"model.args.pretrained_anchor={pretrained_anchor} keeps the pretrained backbone, but "
+                              "model.args.pretrained is null; set model.args.pretrained_anchor=0 to train without it")
         if neck not in ("bnneck", "none"):
             raise ConfigError(f"model.neck must be bnneck or none, got {neck!r}")
         if embed not in ("neck", "pooled"):
