@@ -27,7 +27,6 @@ def main() -> None:
     a = ap.parse_args()
     cv2.setNumThreads(1)
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
-    rng = np.random.default_rng(0)
     cams = [Camera.sample(np.random.default_rng(100 + c), 128, 64) for c in range(4)]
     ids = [Identity.sample(np.random.default_rng(i)) for i in range(50)]
     per = 60

@@ -26,15 +26,13 @@ def test_deterministic_whatever_the_workers(tmp_path):
     b = generate("mars", "tiny", tmp_path / "b", seed=5, workers=2)
     assert a["expected"] == b["expected"]
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
-    c = generate("mars", "tiny", tmp_path / "c", seed=6, workers=1)
+    generate("mars", "tiny", tmp_path / "c", seed=6, workers=1)
     assert _digest(tmp_path / "c") != _digest(tmp_path / "a")
 
 
 def test_refuses_non_empty_out_and_bad_names(tmp_path):
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "f").write_text("")
-    from vidreid.errors import ConfigError
-
     with pytest.raises(ConfigError, match="not an empty folder"):
         generate("prid2011", "tiny", tmp_path / "x")
     with pytest.raises(ConfigError, match="valid"):
