@@ -34,14 +34,22 @@ def anchored_model(path: str):
     from vidreid.engine.trainer import load_model_from_checkpoint
     from vidreid.models import create_model
 
+    from vidreid.errors import ConfigError
+    from vidreid.models.baseline import TemporalPoolingNet
+
     st = load_checkpoint(path)
     model, _, st = load_model_from_checkpoint(st, source=path)
     cfg = from_container(st["config"])
-    if getattr(model, "anchor", None) is None:
-        args = dict(cfg.model.args, pretrained_anchor=1.0)
-        m = create_model(cfg.model.name, num_classes=model.classifier.weight.shape[0], **args)
-        missing, unexpected = m.load_state_dict(model.state_dict(), strict=False)
-        assert not unexpected and all(k.startswith("anchor.") for k in missing), (missing, unexpected)
+    if not isinstance(model, TemporalPoolingNet) or cfg.model.name != "baseline":
+        raise SystemExit(f"anchor_sweep: {path}: a {cfg.model.name!r} checkpoint; the anchor is the baseline's "
+                         "(model.name: baseline)")
+    if model.anchor is None:  # trained without: the frozen copy its pretrained weights give
+        classes = model.classifier.weight.shape[0] if model.classifier is not None else 0
+        try:
+            m = create_model("baseline", num_classes=classes, **dict(cfg.model.args, pretrained_anchor=1.0))
+        except ConfigError as e:  # e.g. trained from random weights: no pretrained backbone to add
+            raise SystemExit(f"anchor_sweep: {path}: {e}") from None
+        m.load_state_dict(model.state_dict(), strict=False)  # every key but the anchor's, which it built
         model = m
     model.anchor_weight = 1.0
     return model.eval(), cfg

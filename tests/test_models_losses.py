@@ -59,6 +59,10 @@ def test_pretrained_anchor_keeps_the_pretrained_features_beside_the_trained_ones
     assert e.shape == (2, 2560)
     torch.testing.assert_close(e, want, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(packed, e, rtol=1e-5, atol=1e-6)
+    from vidreid.engine.distill import FeatureDistillation
+
+    teacher = FeatureDistillation(m, 1.0).teacher  # shares the frozen anchor, copies what trains
+    assert teacher.anchor is m.anchor and teacher.backbone is not m.backbone
     with pytest.raises(ConfigError, match="pretrained_anchor"):
         create_model("baseline", 5, backbone="resnet18", pretrained=None, pretrained_anchor=1.0)
     with pytest.raises(ConfigError, match="pretrained_anchor"):

@@ -34,7 +34,10 @@ class FeatureDistillation:
     """
 
     def __init__(self, model: nn.Module, weight: float, input: str = "features", freeze_bn_stats: bool = False):
-        self.teacher = copy.deepcopy(model)
+        # a frozen pretrained anchor (models/baseline.py) never changes and the teacher never runs it
+        # (it runs in training mode): shared, not copied, so it is neither held nor saved twice
+        anchor = getattr(model, "anchor", None)
+        self.teacher = copy.deepcopy(model, memo={id(anchor): anchor} if anchor is not None else None)
         self.freeze_bn_stats = bool(freeze_bn_stats)
         for p in self.teacher.parameters():
             p.requires_grad_(False)

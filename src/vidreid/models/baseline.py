@@ -46,8 +46,13 @@ class TemporalPoolingNet(nn.Module):
             test embedding (module doc); 0: none. Needs ``pretrained``.
 
     Input: ``clip`` float (B, T, 3, H, W). Output: :class:`ModelOutput` with ``embedding``
-    (B, D) (B, 2D in eval mode with ``pretrained_anchor``), ``features`` (B, D) (pooled, for the triplet loss), ``logits`` (B, num_classes) in
-    training mode, and ``aux["frame_features"]`` (B, T, D).
+    (B, D) (B, 2D in eval mode with ``pretrained_anchor``), ``features`` (B, D) (pooled, for the
+    triplet loss), ``logits`` (B, num_classes) in training mode, and ``aux["frame_features"]``
+    (B, T, D) ((B, T, 2D) in eval mode with ``pretrained_anchor``: the frozen copy's appended).
+
+    Raises:
+        ConfigError: an unknown neck, embed or temporal_pool; a negative or non-numeric
+            ``pretrained_anchor``, or one > 0 without ``pretrained`` weights.
     """
 
     frame_decomposable = True
