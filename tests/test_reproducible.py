@@ -40,6 +40,13 @@ def test_auto_threads_leaves_out_the_cores_others_keep_busy(monkeypatch):
     assert 0.0 <= b <= 1.05 * (__import__("os").cpu_count() or 1)
     monkeypatch.setattr(cpu, "_cpu_times", lambda: None)  # no /proc/stat: nothing counted as busy
     assert cpu.busy_cores(0.0) == 0.0
+    # the cores this process may use (taskset / a cpuset), not the machine's, count by default
+    monkeypatch.setattr(cpu.os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    monkeypatch.setattr(cpu.os, "cpu_count", lambda: 64)
+    assert cpu.usable_cores() == 1
+    assert cpu.auto_threads(busy=0.0) == 1
+    monkeypatch.delattr(cpu.os, "sched_getaffinity")  # not Linux: the machine's count
+    assert cpu.usable_cores() == 64
 
 
 def test_num_threads_auto_is_applied_and_validated(tiny_tree, tmp_path, monkeypatch):

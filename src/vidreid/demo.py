@@ -25,6 +25,7 @@ from .config import load_config
 from .data.datasets import FolderDataset
 from .data.datasets.pets import prepare_pets2009
 from .synth import GENERATOR_VERSION, generate
+from .engine.cpu import usable_cores
 from .engine.evaluator import evaluate_split, format_table, pick_device
 from .engine.trainer import Trainer
 from .errors import DatasetError
@@ -126,7 +127,7 @@ def run_demo(out: str | Path = "outputs/demo", pets: str | None = None) -> list[
         table, "",
         f"Rank-k and mAP in %. Chance rank-1 on the synthetic test split: {100 * chance:.1f}% "
         f"(1 / {n_gallery_ids} gallery identities).",
-        f"Wall time: {total:.0f} s on {os.cpu_count()} CPU cores, device {dev}: synthetic data {t_data:.0f} s "
+        f"Wall time: {total:.0f} s on {usable_cores()} CPU cores, device {dev}: synthetic data {t_data:.0f} s "
         f"(generated once, then reused), training + its evaluation {t_train:.0f} s, ImageNet reference evaluation "
         f"{t_ref:.0f} s, PETS 2009 (crop + 4 evaluations) {t_pets:.0f} s, other {total - t_data - t_train - t_ref - t_pets:.0f} s "
         "(start-up, model building).",

@@ -41,16 +41,24 @@ def busy_cores(seconds: float = 0.5) -> float:
     return cores * (b[0] - a[0]) / (b[1] - a[1])
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: ``len(os.sched_getaffinity(0))`` where available (a
+    cpuset-limited container or ``taskset`` gives fewer than the machine has), else
+    ``os.cpu_count()`` (at least 1)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def auto_threads(cores: int | None = None, busy: float | None = None) -> int:
     """One torch thread per core that no other process keeps busy (at least 1).
 
     Args:
-        cores: the core count (default ``len(os.sched_getaffinity(0))`` where available, else
-            ``os.cpu_count()``).
+        cores: the core count (default :func:`usable_cores`).
         busy: cores busy with other work (default: :func:`busy_cores`, measured now for 0.5 s).
     """
     if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = usable_cores()
     if busy is None:
         busy = busy_cores()
     return max(1, min(cores, cores - int(round(busy))))

@@ -265,11 +265,11 @@ class Trainer:
         self.labels = {p: i for i, p in enumerate(pids)}
         self.num_threads = int(cfg.train.num_threads)
         if self.num_threads == -1 and self.device.type == "cpu":
-            from .cpu import auto_threads
+            from .cpu import auto_threads, usable_cores
 
             self.num_threads = auto_threads()
             if self.rank == 0:
-                print(f"[threads] train.num_threads=-1: {self.num_threads} torch thread(s) on {os.cpu_count()} cores "
+                print(f"[threads] train.num_threads=-1: {self.num_threads} torch thread(s) on {usable_cores()} cores "
                       "(the cores other processes keep busy left out; engine/cpu.py)")
         if self.num_threads > 0:
             torch.set_num_threads(self.num_threads)
