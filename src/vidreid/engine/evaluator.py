@@ -160,14 +160,11 @@ def evaluate_split(model, split: ReIDSplit, cfg, device="cpu", progress: bool = 
 EXTRA_KEYS = ("name", "root", "dataset", "frames")
 
 
-def evaluate_extra(model, cfg, device="cpu") -> list[dict]:
-    """Evaluate ``model`` on the extra test sets of ``test.extra`` (e.g. labelled real tracklets
-    in the folder layout, such as the PETS 2009 protocols ``vidreid prepare pets2009`` writes),
-    each on its own query / gallery with this config's test protocol, or ``frames`` evenly
-    spaced frames per tracklet.
-
-    Returns:
-        one metrics dict per set (as :func:`evaluate_split`) with ``dataset`` = its name.
+def extra_test_sets(cfg) -> list[tuple[dict, object, object]]:
+    """The extra test sets of ``test.extra``, each ready to test: ``(entry, split, config)`` with
+    ``split`` its query / gallery (:class:`~vidreid.data.datasets.Split`) and ``config`` a copy of
+    ``cfg`` whose test sampling is ``frames`` evenly spaced frames per tracklet where the entry
+    gives ``frames`` (else this config's test protocol).
 
     Raises:
         ConfigError: an entry that is not ``{name, root[, dataset][, frames]}``.
@@ -177,14 +174,32 @@ def evaluate_extra(model, cfg, device="cpu") -> list[dict]:
 
     from ..data.datasets import build_dataset
 
-    rows = []
+    out = []
     for k, e in enumerate(OmegaConf.to_container(cfg.test.extra, resolve=True) if cfg.test.extra else []):
         if not isinstance(e, dict) or "name" not in e or "root" not in e or set(e) - set(EXTRA_KEYS):
             raise ConfigError(f"test.extra[{k}]: expected {{name, root[, dataset][, frames]}}, got {e!r}")
         c = cfg.copy()
         if e.get("frames"):
             c.data.test_sampling.strategy, c.data.test_sampling.seq_len = "evenly", int(e["frames"])
-        split = build_dataset(e.get("dataset", "folder"), e["root"]).split(0)
+        out.append((e, build_dataset(e.get("dataset", "folder"), e["root"]).split(0), c))
+    return out
+
+
+def evaluate_extra(model, cfg, device="cpu") -> list[dict]:
+    """Evaluate ``model`` on the extra test sets of ``test.extra`` (e.g. labelled real tracklets
+    in the folder layout, such as the PETS 2009 protocols ``vidreid prepare pets2009`` writes),
+    each on its own query / gallery with this config's test protocol, or ``frames`` evenly
+    spaced frames per tracklet (:func:`extra_test_sets`).
+
+    Returns:
+        one metrics dict per set (as :func:`evaluate_split`) with ``dataset`` = its name.
+
+    Raises:
+        ConfigError: an entry that is not ``{name, root[, dataset][, frames]}``.
+        DatasetError: a set that is missing or malformed (names its root).
+    """
+    rows = []
+    for e, split, c in extra_test_sets(cfg):
         r = evaluate_split(model, split, c, device)
         r.update(dataset=e["name"], protocol=f"{e.get('frames') or 'all'} frames/tracklet", root=str(e["root"]))
         rows.append(r)
