@@ -5,8 +5,10 @@ beside the no-training ImageNet reference.
     python scripts/forgetting_ablation.py [--seeds 0 1 2] [--variants demo distill ...] [--out DIR]
         [--init-from CKPT --variants init_from]
 
-``finetune`` is plain fine-tuning (the demo recipe before 2026-11-30); every other variant adds its
-overrides to it, except ``demo``, the recipe as shipped. ``init_from`` starts plain fine-tuning from ``--init-from`` (``train.init_from``: every tensor that fits,
+``finetune`` is plain fine-tuning (the demo recipe before 2026-11-30: no distillation, no anchor,
+no appearance augmentation); every other variant adds its overrides to it, except ``demo``, the
+recipe as shipped (``distill_1+anchor_1+appearance``; ``distill_1+anchor_1`` was the demo's recipe
+earlier on 2026-11-30). ``init_from`` starts plain fine-tuning from ``--init-from`` (``train.init_from``: every tensor that fits,
 e.g. the image-re-ID-pretrained baseline of ``scripts/pretraining_chain.py``) instead of ImageNet.
 
 Every run is `vidreid train --config demo/prid2011` with the variant's overrides and
@@ -28,20 +30,34 @@ from pathlib import Path
 
 import numpy as np
 
-# Every variant but "demo" starts from PLAIN: the demo recipe without its two guards against
-# forgetting (distillation and the pretrained anchor), i.e. plain fine-tuning from ImageNet, as
-# `make demo` trained before 2026-11-30 (those runs are under OUT/finetune).
-PLAIN = ["train.distill_weight=0.0", "model.args.pretrained_anchor=0.0"]
+# Every variant but "demo" starts from PLAIN: the demo recipe without its guards against
+# forgetting (distillation, the pretrained anchor, appearance augmentation), i.e. plain fine-tuning
+# from ImageNet, as `make demo` trained before 2026-11-30 (those runs are under OUT/finetune).
 APPEARANCE = ["data.augment.color_p=0.8", "data.augment.gray_p=0.1", "data.augment.blur_p=0.3"]
+PLAIN = ["train.distill_weight=0.0", "model.args.pretrained_anchor=0.0",
+         *(x.split("=")[0] + "=0.0" for x in APPEARANCE)]
+
+def frozen_through(block: int) -> str:
+    """One 18-epoch stage (the demo's schedule) with EfficientNet-Lite0's stem and blocks 0..block
+    kept at their ImageNet weights (and their BatchNorm layers in eval mode)."""
+    pre = ["backbone.body.m.conv_stem", "backbone.body.m.bn1", *(f"backbone.body.m.blocks.{i}" for i in range(block + 1))]
+    return f"stages=[{{name: main, epochs: 18, freeze: [{', '.join(pre)}]}}]"
+
+
 VARIANTS = {
-    "demo": [],  # the recipe as shipped: distill_weight 1 and pretrained_anchor 1 (demo/prid2011.yaml)
+    "demo": [],  # the recipe as shipped (demo/prid2011.yaml): distill_1+anchor_1+appearance
     "finetune": [],
     "backbone_lr_0.1": ["optim.pretrained_lr_mult=0.1"],
     "distill_10": ["train.distill_weight=10.0"],
     "distill_1": ["train.distill_weight=1.0"],
     # the frozen pretrained backbone's feature appended to the test embedding (models/baseline.py)
     "anchor_1": ["model.args.pretrained_anchor=1.0"],
-    "distill_1+anchor_1": ["train.distill_weight=1.0", "model.args.pretrained_anchor=1.0"],
+    "distill_1+anchor_1": ["train.distill_weight=1.0", "model.args.pretrained_anchor=1.0"],  # the demo's earlier on 2026-11-30
+    "distill_3+anchor_1": ["train.distill_weight=3.0", "model.args.pretrained_anchor=1.0"],
+    "distill_1+anchor_1+appearance": ["train.distill_weight=1.0", "model.args.pretrained_anchor=1.0", *APPEARANCE],
+    # low-level stages kept at ImageNet (IBN-Net's observation: appearance lives in the early layers)
+    "distill_1+anchor_1+freeze_2": ["train.distill_weight=1.0", "model.args.pretrained_anchor=1.0", frozen_through(2)],
+    "distill_1+anchor_1+freeze_4": ["train.distill_weight=1.0", "model.args.pretrained_anchor=1.0", frozen_through(4)],
     "appearance": APPEARANCE,
     "distill_10+appearance": ["train.distill_weight=10.0", *APPEARANCE],
     "freeze_bn": ["train.freeze_bn_stats=true"],
