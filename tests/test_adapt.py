@@ -38,6 +38,25 @@ def test_only_same_camera_overlapping_tracklets_are_negatives_and_never_associat
     assert not loss.compatible[A, B] and not loss.compatible[B, A]
 
 
+def test_the_loss_and_identity_assignment_apply_one_same_camera_rule():
+    """TrackletAssociationLoss's certain negatives and match.known_different (groups=tracklet) come
+    from one rule (data.tracklet.camera_time_relations): one camera, frame ranges overlapping."""
+    from vidreid.inference.match import Embeddings, known_different
+
+    e = Embeddings(embeddings=np.eye(5, dtype=np.float32), names=list("ABCDE"), cameras=[str(c) for c in META[:, 0]],
+                   pids=np.full(5, -1), first_frame=META[:, 1], last_frame=META[:, 2], meta={})
+    off_diagonal = ~np.eye(5, dtype=bool)
+    assert (known_different(e, "tracklet") == (_loss().negative.numpy() & off_diagonal)).all()
+    # a range that is not known: the loss counts one camera as different people, assignment does not
+    unknown = META.copy()
+    unknown[C, 1:] = -1
+    lo = TrackletAssociationLoss(num_classes=5, class_meta=unknown, feat_dim=4)
+    assert lo.negative[A, C] and not lo.compatible[A, C]
+    e2 = Embeddings(embeddings=e.embeddings, names=e.names, cameras=e.cameras, pids=e.pids,
+                    first_frame=unknown[:, 1], last_frame=unknown[:, 2], meta={})
+    assert not known_different(e2, "tracklet")[A, C]
+
+
 def test_mutual_nearest_compatible_tracklets_are_associated():
     loss = _loss()
     # A<->D and B<->E are mutual nearest; C's nearest is A, whose nearest is D: no partner

@@ -96,3 +96,27 @@ class ReIDSplit:
         for t in self.gallery:
             cams.setdefault(t.pid, set()).add(t.camid)
         return np.array([bool(cams.get(q.pid, set()) - {q.camid}) for q in self.query], bool)
+
+
+def camera_time_relations(cameras, first, last):
+    """Pairwise relations of N tracklets that say, without any label, which may be one person:
+    the rule behind label-free adaptation (``losses.metric.TrackletAssociationLoss``) and identity
+    assignment (``inference.match.known_different``): two tracklets of one camera whose frame
+    ranges overlap show two people at once.
+
+    Args:
+        cameras: (N,) camera ids or names. first, last: (N,) int first / last frame numbers,
+            -1 where unknown (NumPy arrays or anything ``np.asarray`` takes).
+
+    Returns:
+        ``(same_camera, both_known, overlap)``: three (N, N) bool NumPy arrays: the two are of one
+        camera; both frame ranges are known; the ranges overlap (inclusive ends; meaningful where
+        both are known).
+    """
+    import numpy as np
+
+    cams, first, last = np.asarray(cameras), np.asarray(first), np.asarray(last)
+    known = (first >= 0) & (last >= 0)
+    same = cams[:, None] == cams[None, :]
+    overlap = (first[:, None] <= last[None, :]) & (first[None, :] <= last[:, None])
+    return same, known[:, None] & known[None, :], overlap

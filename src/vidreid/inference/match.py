@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.tracklet import camera_time_relations
 from ..errors import DatasetError
 from ..fileio import atomic_path, atomic_write_json, atomic_write_text
 
@@ -262,14 +263,8 @@ def known_different(e: Embeddings, groups: str = "camera") -> np.ndarray:
     camera). The diagonal is False."""
     if groups not in ("camera", "tracklet"):
         raise ValueError(f"groups must be camera or tracklet, got {groups!r}")
-    cams = np.array(e.cameras)
-    same = cams[:, None] == cams[None]
-    if groups == "camera":
-        out = same.copy()
-    else:
-        known = (e.first_frame >= 0) & (e.last_frame >= 0)
-        overlap = (e.first_frame[:, None] <= e.last_frame[None]) & (e.first_frame[None] <= e.last_frame[:, None])
-        out = same & overlap & known[:, None] & known[None]
+    same, known, overlap = camera_time_relations(e.cameras, e.first_frame, e.last_frame)
+    out = same.copy() if groups == "camera" else same & known & overlap
     np.fill_diagonal(out, False)
     return out
 

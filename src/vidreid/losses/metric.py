@@ -6,6 +6,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..data.tracklet import camera_time_relations
+
 
 def pairwise_distance(x: torch.Tensor, y: torch.Tensor | None = None, metric: str = "euclidean") -> torch.Tensor:
     """Distances between rows: (N, D), (M, D) -> (N, M).
@@ -309,10 +311,8 @@ class TrackletAssociationLoss(nn.Module):
         meta = torch.as_tensor(class_meta, dtype=torch.int64)
         self.register_buffer("lut", torch.zeros(num_classes, feat_dim))
         self.register_buffer("camera", meta[:, 0].clone(), persistent=False)
-        cam, first, last = meta[:, 0], meta[:, 1], meta[:, 2]
-        same = cam[:, None] == cam[None, :]
-        known = (first[:, None] >= 0) & (first[None, :] >= 0)
-        overlap = (first[:, None] <= last[None, :]) & (first[None, :] <= last[:, None])
+        m = meta.numpy()  # one row per tracklet: camera, first frame, last frame (-1 unknown)
+        same, known, overlap = (torch.from_numpy(x) for x in camera_time_relations(m[:, 0], m[:, 1], m[:, 2]))
         # may two tracklets be one person: another camera, or one camera without overlap in time
         compatible = ~same | (known & ~overlap)
         compatible.fill_diagonal_(False)
