@@ -3,8 +3,9 @@
 1. Generate the default synthetic benchmark: PRID-2011 layout, the ``prid2011`` preset (200
    two-camera people, the real split file's 178 in 10 splits of 89/89), 128x64 crops.
 2. Train the baseline (EfficientNet-Lite0, ImageNet init, temporal average pooling, BN-neck,
-   CE + triplet, distillation towards the ImageNet model; the frozen ImageNet feature appended
-   to the test embedding: ``demo/prid2011.yaml``) on split 0 on the CPU.
+   CE + triplet, distillation towards the ImageNet model, colour / greyscale / blur augmentation;
+   the frozen ImageNet feature appended to the test embedding: ``demo/prid2011.yaml``) on split 0
+   on the CPU.
 3. Evaluate it on split 0's test people (query cam_a, gallery cam_b), beside a no-training
    reference (ImageNet features, same protocol).
 4. If the PETS 2009 folder exists ($VIDREID_PETS or ../shared/data/pets2009_s2l1), crop its
