@@ -37,9 +37,8 @@ def anchored_model(path: str):
     from vidreid.config import from_container
     from vidreid.engine.checkpoint import load_checkpoint
     from vidreid.engine.trainer import load_model_from_checkpoint
-    from vidreid.models import create_model
-
     from vidreid.errors import ConfigError
+    from vidreid.models import create_model
     from vidreid.models.baseline import TemporalPoolingNet
 
     st = load_checkpoint(path)
@@ -69,7 +68,8 @@ def _name(t) -> str:
 def rank1_misses(D: np.ndarray, split) -> list[tuple]:
     """The queries whose nearest gallery tracklet is another person, under the standard protocol
     (gallery tracklets of the query's person in the query's camera left out, as
-    ``vidreid.metrics.rank.evaluate_rank`` does): ``(query index, its tracklet's folder, its pid,
+    ``vidreid.metrics.rank.evaluate_rank`` and the HTML report's ranked lists do; the caller checks
+    the count against ``evaluate_rank``'s rank-1): ``(query index, its tracklet's folder, its pid,
     the nearest tracklet's folder, its pid, margin)`` with margin = distance to the nearest right
     match minus distance to the nearest tracklet."""
     qp = np.array([t.pid for t in split.query])

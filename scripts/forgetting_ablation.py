@@ -8,8 +8,10 @@ beside the no-training ImageNet reference.
 ``finetune`` is plain fine-tuning (the demo recipe before 2026-11-30: no distillation, no anchor,
 no appearance augmentation); every other variant adds its overrides to it, except ``demo``, the
 recipe as shipped (``distill_1+anchor_1+appearance``; ``distill_1+anchor_1`` was the demo's recipe
-earlier on 2026-11-30). ``init_from`` starts plain fine-tuning from ``--init-from`` (``train.init_from``: every tensor that fits,
-e.g. the image-re-ID-pretrained baseline of ``scripts/pretraining_chain.py``) instead of ImageNet.
+earlier on 2026-11-30). ``init_from`` starts plain fine-tuning from ``--init-from``
+(``train.init_from``: every tensor that fits, e.g. the image-re-ID-pretrained baseline of
+``scripts/pretraining_chain.py``) instead of ImageNet. The ``freeze`` variants' single stage repeats
+the demo's 18 epochs (``frozen_through``): change both together.
 
 Every run is `vidreid train --config demo/prid2011` with the variant's overrides and
 ``test.extra`` = the two PETS protocols (32 evenly spaced frames per tracklet, as the demo). The
@@ -36,6 +38,7 @@ import numpy as np
 APPEARANCE = ["data.augment.color_p=0.8", "data.augment.gray_p=0.1", "data.augment.blur_p=0.3"]
 PLAIN = ["train.distill_weight=0.0", "model.args.pretrained_anchor=0.0",
          *(x.split("=")[0] + "=0.0" for x in APPEARANCE)]
+
 
 def frozen_through(block: int) -> str:
     """One 18-epoch stage (the demo's schedule) with EfficientNet-Lite0's stem and blocks 0..block
