@@ -79,7 +79,11 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=[*VARIANTS, "init_from"])
-    ap.add_argument("--data", default="outputs/demo/data/prid2011")
+    ap.add_argument("--data", default=None,
+                    help="the synthetic benchmark (default outputs/demo/data/prid2011, with --detail 1 "
+                         "outputs/synth_detail1/prid2011)")
+    ap.add_argument("--detail", type=int, default=0, choices=(0, 1),
+                    help="the renderer of the synthetic benchmark (vidreid synth --set detail=N)")
     ap.add_argument("--pets", default="../shared/data/pets2009_s2l1")
     ap.add_argument("--out", default="outputs/ablation_forgetting")
     ap.add_argument("--extra", nargs="*", default=[], help="overrides added to every run (e.g. schedule.epochs=...)")
@@ -91,9 +95,14 @@ def main() -> int:
             return 2
         VARIANTS["init_from"] = [*PLAIN, f"train.init_from={Path(a.init_from).resolve()}"]
     out = Path(a.out)
-    data = Path(a.data)
+    data = Path(a.data or ("outputs/demo/data/prid2011" if a.detail == 0 else f"outputs/synth_detail{a.detail}/prid2011"))
     if not (data / "synth_manifest.json").is_file():
-        vidreid("synth", "--layout", "prid2011", "--preset", "prid2011", "--out", str(data), "--quiet")
+        vidreid("synth", "--layout", "prid2011", "--preset", "prid2011", "--out", str(data), "--quiet",
+                "--set", f"detail={a.detail}")
+    made = json.loads((data / "synth_manifest.json").read_text())["params"].get("detail", 0)
+    if made != a.detail:
+        print(f"forgetting_ablation: {data} was rendered with detail={made}, not --detail {a.detail}", file=sys.stderr)
+        return 2
     pets = out / "pets"
     if not (pets / "pets2009_prepare.json").is_file():
         vidreid("prepare", "pets2009", "--src", a.pets, "--out", str(pets))

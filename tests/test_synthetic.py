@@ -111,3 +111,52 @@ def test_synthetic_metadata_has_the_official_files_types(tiny_tree):
             else [{"train": ["person_0001"], "test": ["person_0002"]}])
     assert type(splits) is type(real) and set(splits[0]) == set(real[0])
     assert isinstance(splits[0]["train"][0], type(real[0]["train"][0]))
+
+
+def test_detailed_renderer_keeps_the_protocol_and_adds_detail(tmp_path):
+    """Preset.detail = 1 draws the same people, cameras and tracklets (same files, counts and
+    splits) with more on them; level 0 ignores the detailed renderer's generator."""
+    a = generate("prid2011", "tiny", tmp_path / "a", seed=2, workers=1)
+    b = generate("prid2011", "tiny", tmp_path / "b", seed=2, workers=1, detail=1)
+    assert a["expected"] == b["expected"] and b["params"]["detail"] == 1 and a["params"]["detail"] == 0
+    fa = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.png"))
+    fb = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*.png"))
+    assert fa == fb and len(fa) > 50
+    for name in ("splits_prid2011.json",):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    differ = sum((tmp_path / "a" / f).read_bytes() != (tmp_path / "b" / f).read_bytes() for f in fa)
+    assert differ == len(fa)
+    c = generate("prid2011", "tiny", tmp_path / "c", seed=2, workers=2, detail=1)
+    assert c["expected"] == b["expected"] and _digest(tmp_path / "c") == _digest(tmp_path / "b")
+    with pytest.raises(ConfigError, match="detail"):
+        generate("prid2011", "tiny", tmp_path / "d", detail=2)
+
+    rng = np.random.default_rng(0)
+    ident, cam = Identity.sample(rng), Camera.sample(rng, 128, 64)
+    plain = list(TrackletRenderer(ident, cam, 5, np.random.default_rng(1)).frames())
+    given = list(TrackletRenderer(ident, cam, 5, np.random.default_rng(1), detail_rng=np.random.default_rng(2)).frames())
+    assert all(np.array_equal(x, y) for x, y in zip(plain, given))
+
+
+def test_detailed_renderer_draws_the_details():
+    """An open jacket shows its inner layer from the front; glasses darken the eye line; the fabric
+    grain and the shading vary the torso's colour, which the first renderer paints flat."""
+    from vidreid.synth.render import FRONT, CameraDetail, Detail
+
+    rng = np.random.default_rng(3)
+    ident, cam = Identity.sample(rng), Camera.sample(rng, 128, 64)
+    ident.top, ident.pattern, ident.backpack, ident.bag, ident.hat = np.array([40.0, 40, 40]), 0, None, None, None
+    cam.gain, cam.cast, cam.noise, cam.blur = 1.0, np.ones(3), 0.0, 0.0
+    r = TrackletRenderer(ident, cam, 1, np.random.default_rng(1))
+    r.view, r.jitter[:] = FRONT, 0
+    r.noise_bank[:] = 0
+    flat = r.frame(0)
+    d = Detail.sample(np.random.default_rng(4))
+    d.open_jacket, d.opening, d.inner, d.collar, d.belt = True, 0.4, np.array([230.0, 230, 230]), None, None
+    ident.detail = d
+    r.cam.detail = CameraDetail(jpeg_quality=100, motion_blur=0, light=0.0, shading=0.3)
+    rich = r.frame(0)
+    chest = (slice(50, 60), slice(30, 34))  # the torso's middle, where the jacket opens
+    assert flat[chest].mean() < 60 and rich[chest].mean() > 150
+    side = (slice(45, 65), slice(24, 27))
+    assert flat[side].std() < 1.0 and rich[side].std() > 1.0

@@ -36,7 +36,7 @@ import scipy.io
 
 from ..errors import ConfigError
 from ..fileio import encode_image
-from .render import Camera, Identity, TrackletRenderer
+from .render import Camera, CameraDetail, Detail, Identity, TrackletRenderer
 
 GENERATOR_VERSION = 1
 VIDEO_LAYOUTS = ("prid2011", "ilidsvid", "mars", "dukev", "folder")
@@ -68,6 +68,12 @@ class Preset:
         lookalike_frac: fraction of identities that belong to look-alike groups.
         short_people: PRID: people made too short in one camera, left out of the splits.
         split_min_len: PRID: frames per camera a person needs to enter the splits (27 in PRID-2011).
+        detail: the renderer: 0 the first one (flat-coloured people; every number in
+            docs/RESULTS.md before 2026-12 was measured on it), 1 the detailed renderer
+            (:class:`~vidreid.synth.render.Detail`: clothing layers, collar, belt, face, fabric
+            texture, body shading, passers-by in the crop, motion blur, JPEG compression). Level 1
+            draws everything level 0 draws from the same random streams and adds its own, so the
+            identities, cameras, tracklet lengths and protocol files are the same at both levels.
     """
 
     height: int = 128
@@ -87,6 +93,7 @@ class Preset:
     short_people: tuple[int, ...] = ()
     split_min_len: int = PRID_MIN_LEN
     num_splits: int = 10
+    detail: int = 0
 
 
 _TINY = dict(height=64, width=32, len_min=6, len_max=20, len_median=10)
@@ -161,6 +168,11 @@ class World:
         self.cameras = [Camera.sample(_rng(seed, 2, c), p.height, p.width) for c in range(p.cams)]
         rng = _rng(seed, 1, 10**6)
         self.identities: list[Identity] = [Identity.sample(_rng(seed, 1, i)) for i in range(num_identities)]
+        if p.detail:  # own streams (7, 8): the level-0 draws above and below are unchanged
+            for i, ident in enumerate(self.identities):
+                ident.detail = Detail.sample(_rng(seed, 7, i))
+            for c, cam in enumerate(self.cameras):
+                cam.detail = CameraDetail.sample(_rng(seed, 8, c))
         self.groups: list[list[int]] = []
         order = rng.permutation(p.ids)  # look-alike groups among the main identities only
         pos, target = 0, int(p.lookalike_frac * p.ids)
@@ -438,7 +450,8 @@ def _render_job(job: Job) -> int:
     p = world.p
     rng = _rng(world.seed, 3, job.seed)
     ident = world.identities[job.identity] if job.identity >= 0 else None
-    r = TrackletRenderer(ident, world.cameras[job.cam], len(job.paths), rng, p.height, p.width, junk=job.junk)
+    r = TrackletRenderer(ident, world.cameras[job.cam], len(job.paths), rng, p.height, p.width, junk=job.junk,
+                         detail_rng=_rng(world.seed, 9, job.seed) if p.detail else None)
     params = [cv2.IMWRITE_JPEG_QUALITY, 92]
     made = set()
     for path, frame in zip(job.paths, r.frames()):
@@ -457,6 +470,8 @@ def make_plan(layout: str, preset_name: str, out: str | Path, seed: int = 0, duk
     p = preset(layout, preset_name)
     if overrides:
         p = replace(p, **overrides)
+    if p.detail not in (0, 1):
+        raise ConfigError(f"preset field detail must be 0 (the first renderer) or 1 (the detailed one), got {p.detail!r}")
     root = Path(out)
     if layout == "prid2011":
         plan, extra = _plan_prid(p, seed, root)
