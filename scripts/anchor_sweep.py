@@ -67,20 +67,20 @@ def _name(t) -> str:
 
 def rank1_misses(D: np.ndarray, split) -> list[tuple]:
     """The queries whose nearest gallery tracklet is another person, under the standard protocol
-    (gallery tracklets of the query's person in the query's camera left out, as
-    ``vidreid.metrics.rank.evaluate_rank`` and the HTML report's ranked lists do; the caller checks
-    the count against ``evaluate_rank``'s rank-1): ``(query index, its tracklet's folder, its pid,
-    the nearest tracklet's folder, its pid, margin)`` with margin = distance to the nearest right
-    match minus distance to the nearest tracklet."""
-    qp = np.array([t.pid for t in split.query])
+    (``vidreid.metrics.protocol_ranking``, which the HTML report's ranked lists use too; the caller
+    checks the count against ``evaluate_rank``'s rank-1): ``(query index, its tracklet's folder,
+    its pid, the nearest tracklet's folder, its pid, margin)`` with margin = distance to the nearest
+    right match minus distance to the nearest tracklet."""
+    from vidreid.metrics import protocol_ranking
+
     gp, gc = np.array([t.pid for t in split.gallery]), np.array([t.camid for t in split.gallery])
     out = []
     for i, t in enumerate(split.query):
-        valid = ~((gp == t.pid) & (gc == t.camid))
-        j = int(np.flatnonzero(valid)[np.argmin(D[i][valid])])
-        if gp[j] != qp[i] and (gp[valid] == qp[i]).any():
-            m = float(D[i][valid & (gp == qp[i])].min() - D[i, j])
-            out.append((i, _name(t), int(qp[i]), _name(split.gallery[j]), int(gp[j]), m))
+        order = protocol_ranking(D[i], t.pid, t.camid, gp, gc)
+        right = order[gp[order] == t.pid]
+        if len(right) and gp[order[0]] != t.pid:
+            j = int(order[0])
+            out.append((i, _name(t), int(t.pid), _name(split.gallery[j]), int(gp[j]), float(D[i, right[0]] - D[i, j])))
     return out
 
 

@@ -120,3 +120,29 @@ def test_many_matches_per_query_and_threads_agree():
         np.testing.assert_allclose(r.cmc, cmc, atol=1e-12)
         assert abs(r.mAP - mAP) <= 1e-12 and abs(r.mINP - mINP) <= 1e-12
         assert abs(r.mAP_trapezoid - reference.trapezoid) <= 1e-12
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_protocol_ranking_is_evaluate_ranks_ranking(seed):
+    """The per-query ranking the report and the scripts show gives evaluate_rank's CMC (ties and
+    junk included), and leaves out exactly the query's pid in the query's camera."""
+    from vidreid.metrics import protocol_ranking
+
+    rng = np.random.default_rng(seed)
+    Q, G = 25, 80
+    q_pids, g_pids = rng.integers(0, 8, Q), rng.integers(0, 10, G)
+    q_cam, g_cam = rng.integers(0, 3, Q), rng.integers(0, 3, G)
+    d = rng.integers(0, 5, (Q, G)).astype(float)
+    hits, valid = np.zeros(G), 0
+    for i in range(Q):
+        order = protocol_ranking(d[i], q_pids[i], q_cam[i], g_pids, g_cam)
+        junk = set(np.flatnonzero((g_pids == q_pids[i]) & (g_cam == q_cam[i])))
+        assert set(order) == set(range(G)) - junk and len(order) == G - len(junk)
+        assert all((d[i, a], a) < (d[i, b], b) for a, b in zip(order[:-1], order[1:]))
+        m = np.flatnonzero(g_pids[order] == q_pids[i])
+        if len(m):
+            hits[m[0]:] += 1
+            valid += 1
+        assert len(protocol_ranking(d[i], q_pids[i], q_cam[i], g_pids, g_cam, junk_same_camera=False)) == G
+    r = evaluate_rank(d, q_pids, g_pids, q_cam, g_cam, max_rank=G)
+    np.testing.assert_allclose(r.cmc, hits / valid, atol=1e-12)

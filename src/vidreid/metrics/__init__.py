@@ -1,5 +1,5 @@
 """Evaluation metrics."""
 
-from .rank import FeatureDistance, RankResult, evaluate_rank
+from .rank import FeatureDistance, RankResult, evaluate_rank, protocol_ranking
 
-__all__ = ["FeatureDistance", "RankResult", "evaluate_rank"]
+__all__ = ["FeatureDistance", "RankResult", "evaluate_rank", "protocol_ranking"]

@@ -240,6 +240,27 @@ def evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 5
                       num_skipped_queries=Q - valid_n, mAP_trapezoid=trapz_sum / valid_n)
 
 
+def protocol_ranking(row, q_pid: int, q_camid, g_pids, g_camids, junk_same_camera: bool = True) -> np.ndarray:
+    """One query's ranking under the standard protocol, the per-row reading of what
+    :func:`evaluate_rank` computes vectorised: gallery indices by ascending distance, ties by
+    gallery index (a stable sort), with the junk (the query's pid in the query's camera) left out
+    when ``junk_same_camera``. The HTML report's ranked lists and ``scripts/anchor_sweep.py``'s
+    list of misses use it, so the three agree by construction (a test checks it against
+    :func:`evaluate_rank`).
+
+    Args:
+        row: (G,) distances of the query to each gallery item (smaller = more similar).
+        q_pid, q_camid: the query's person and camera ids.
+        g_pids, g_camids: (G,) the gallery's.
+
+    Returns:
+        int64 array of kept gallery indices, nearest first.
+    """
+    row, gp, gc = np.asarray(row), np.asarray(g_pids), np.asarray(g_camids)
+    cand = np.flatnonzero(~((gp == q_pid) & (gc == q_camid))) if junk_same_camera else np.arange(len(gp))
+    return cand[np.argsort(row[cand], kind="stable")]
+
+
 class FeatureDistance:
     """A lazily computed (Q, G) distance matrix: ``[i:j]`` returns rows i..j-1 as float64,
     computed from the features on demand, so :func:`evaluate_rank` never needs the dense matrix

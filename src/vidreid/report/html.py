@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..fileio import atomic_write_text, read_image, write_image
+from ..metrics.rank import protocol_ranking
 
 PAGE_SIZE = 50
 
@@ -84,9 +85,7 @@ def build_queries_from_distances(distmat, q_names, q_cams, q_pids, q_frames, g_n
     out = []
     for i in range(len(q_names)):
         row = np.asarray(distmat[i:i + 1], np.float64)[0]
-        keep = ~((gp == q_pids[i]) & (gc == q_cams[i])) if junk_same_camera else np.ones(len(gp), bool)
-        cand = np.flatnonzero(keep)
-        order = cand[np.argsort(row[cand], kind="stable")]
+        order = protocol_ranking(row, q_pids[i], q_cams[i], gp, gc, junk_same_camera)
         known = labelled and q_pids[i] >= 0
         true = order[gp[order] == q_pids[i]] if known else order[:0]
         first = int(np.flatnonzero(gp[order] == q_pids[i])[0]) + 1 if known and len(true) else None
