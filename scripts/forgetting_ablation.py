@@ -61,6 +61,9 @@ VARIANTS = {
     # low-level stages kept at ImageNet (IBN-Net's observation: appearance lives in the early layers)
     "distill_1+anchor_1+freeze_2": ["train.distill_weight=1.0", "model.args.pretrained_anchor=1.0", frozen_through(2)],
     "distill_1+anchor_1+freeze_4": ["train.distill_weight=1.0", "model.args.pretrained_anchor=1.0", frozen_through(4)],
+    # IBN-a (instance + batch normalisation) in Lite0's block groups 0-2 (its low-level stages), on the demo recipe
+    "distill_1+anchor_1+appearance+ibn_3": ["train.distill_weight=1.0", "model.args.pretrained_anchor=1.0", *APPEARANCE,
+                                            "model.args.ibn=3"],
     "appearance": APPEARANCE,
     "distill_10+appearance": ["train.distill_weight=10.0", *APPEARANCE],
     "freeze_bn": ["train.freeze_bn_stats=true"],

@@ -157,3 +157,42 @@ def test_composite_loss_weights_and_errors():
         CompositeLoss([{"name": "nope"}])
     with pytest.raises(KeyError, match="has"):
         CompositeLoss([{"name": "triplet", "input": "parts"}])(out, y)
+
+
+def test_ibn_a_normalises_half_the_channels_and_distillation_starts_at_zero():
+    """model.args.ibn puts IBN-a in the backbone's first stages (instance norm on half the
+    channels of each block's first norm), keeps the anchor plain, is refused out of range, and a
+    distillation teacher copied from it gives a zero term at the start."""
+    import torch
+
+    from vidreid.engine.distill import FeatureDistillation
+    from vidreid.errors import ConfigError
+    from vidreid.models.backbones import IBNNorm, build_backbone
+    from vidreid.models.baseline import TemporalPoolingNet
+
+    torch.manual_seed(0)
+    m = TemporalPoolingNet("resnet18", num_classes=3, ibn=2)
+    ibns = [x for x in m.backbone.modules() if isinstance(x, IBNNorm)]
+    assert len(ibns) == 4  # resnet18: two blocks in each of layers 1 and 2
+    assert all(x.inorm.num_features == x.half == x.bn.num_features for x in ibns)
+    x = torch.randn(2, 4, 3, 64, 32)
+    m.train()
+    out = m(x)
+    assert out.embedding.shape == (2, 512) and torch.isfinite(out.embedding).all()
+    # the instance-normalised half does not see a change of one image's contrast and brightness
+    n = ibns[0]
+    f = torch.randn(2, n.half * 2, 8, 4)
+    g = f.clone()
+    g[0] = 3 * g[0] + 1
+    n.eval()
+    assert torch.allclose(n(f)[0, :n.half], n(g)[0, :n.half], atol=1e-4)
+    assert not torch.allclose(n(f)[0, n.half:], n(g)[0, n.half:], atol=1e-2)
+    lite = build_backbone("efficientnet_lite0", None, 1, ibn=3)
+    assert sum(isinstance(x, IBNNorm) for x in lite.modules()) == 5  # groups 0-2: 1 + 2 + 2 blocks
+    with pytest.raises(ConfigError, match="ibn"):
+        build_backbone("resnet18", None, 1, ibn=4)
+    with pytest.raises(ConfigError, match="ibn"):
+        build_backbone("inception_v3", None, 1, ibn=1)
+    m.train()
+    d = FeatureDistillation(m, 1.0)
+    assert d.term(m(x), x.flatten(0, 1).view_as(x)).item() == pytest.approx(0.0, abs=1e-10)

@@ -138,6 +138,52 @@ def _load_resnet_weights(net: nn.Module, path: Path) -> None:
     net.load_state_dict(sd, strict=not torchreid_format)
 
 
+class IBNNorm(nn.Module):
+    """IBN-a normalisation (Pan, Luo, Shi, Tang, "Two at Once: Enhancing Learning and
+    Generalization Capacities via IBN-Net", ECCV 2018, Sec. 3.2): instance normalisation on the
+    first half of the channels, the layer's own BatchNorm on the rest. Instance normalisation
+    removes each image's contrast and colour statistics, the appearance that differs most between
+    domains (synthetic and real people here), and keeps the content.
+
+    Wraps ``bn`` (``nn.BatchNorm2d``, or timm's ``BatchNormAct2d`` whose dropout and activation
+    then follow both halves); the instance norm's affine parameters start as the BatchNorm's of
+    those channels, so pretrained layers after it see the scale they were trained with. Input and
+    output: float (N, C, H, W)."""
+
+    def __init__(self, bn: nn.Module):
+        super().__init__()
+        c = bn.num_features
+        self.half = h = c // 2
+        self.inorm = nn.InstanceNorm2d(h, eps=bn.eps, affine=True)
+        with torch.no_grad():
+            self.inorm.weight.copy_(bn.weight[:h])
+            self.inorm.bias.copy_(bn.bias[:h])
+        self.fused = hasattr(bn, "act")  # timm's BatchNormAct2d: kept whole, its first half unused
+        if self.fused:
+            self.bn = bn
+        else:  # a BatchNorm2d of the second half, with the pretrained statistics of those channels
+            self.bn = nn.BatchNorm2d(c - h, eps=bn.eps, momentum=bn.momentum)
+            with torch.no_grad():
+                for k in ("weight", "bias", "running_mean", "running_var"):
+                    getattr(self.bn, k).copy_(getattr(bn, k)[h:])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.inorm(x[:, :self.half].contiguous())
+        if self.fused:  # bn -> drop -> act, the same after the instance norm
+            return torch.cat([self.bn.act(self.bn.drop(a)), self.bn(x)[:, self.half:]], 1)
+        return torch.cat([a, self.bn(x[:, self.half:].contiguous())], 1)
+
+
+def _ibn_a(net: nn.Module, name: str, stages: int) -> None:
+    """Put :class:`IBNNorm` in place of the first BatchNorm of every block of the first
+    ``stages`` stages: ResNet layers 1..stages (IBN-Net's IBN-a uses layers 1-3), EfficientNet-
+    Lite0 block groups 0..stages-1 (of 7; the analogue for its low-level stages)."""
+    groups = [getattr(net, f"layer{i}") for i in range(1, stages + 1)] if name.startswith("resnet") else net.blocks[:stages]
+    for g in groups:
+        for blk in g:
+            blk.bn1 = IBNNorm(blk.bn1)
+
+
 class _Lite0Body(nn.Module):
     def __init__(self, m: nn.Module):
         super().__init__()
@@ -181,7 +227,7 @@ def inception_v3_parts(pretrained: str | None = None, aux_classes: int = 0):
     return to_6e, to_7c, aux
 
 
-def build_backbone(name: str, pretrained: str | None = None, last_stride: int = 1) -> Backbone:
+def build_backbone(name: str, pretrained: str | None = None, last_stride: int = 1, ibn: int = 0) -> Backbone:
     """Build a backbone.
 
     Args:
@@ -189,10 +235,16 @@ def build_backbone(name: str, pretrained: str | None = None, last_stride: int = 
         pretrained: None (random init), ``"imagenet"`` (local files only, see module doc) or a
             path to a state-dict file in torchvision (ResNet) or timm (Lite0) format.
         last_stride: ResNet only: stride of the last stage (1 or 2).
+        ibn: ResNets and EfficientNet-Lite0: IBN-a normalisation (:class:`IBNNorm`) in the first
+            ``ibn`` stages, put in after the weights are loaded (0: none; ResNet 1-3, Lite0 1-6).
 
     Raises:
-        ConfigError: unknown name, or ImageNet weights not found locally.
+        ConfigError: unknown name, ImageNet weights not found locally, or ``ibn`` out of range
+            or given for another backbone.
     """
+    limit = 3 if name.startswith("resnet") else 6 if name == "efficientnet_lite0" else 0
+    if not (isinstance(ibn, int) and not isinstance(ibn, bool) and 0 <= ibn <= limit):
+        raise ConfigError(f"model.args.ibn for {name} must be an integer from 0 to {limit} (stages with IBN-a), got {ibn!r}")
     if name.startswith("resnet"):
         torchvision = vision_libs.torchvision()
         if name not in TORCHVISION_FILES:
@@ -205,6 +257,7 @@ def build_backbone(name: str, pretrained: str | None = None, last_stride: int = 
             blk = net.layer4[0]
             (blk.conv2 if hasattr(blk, "conv3") else blk.conv1).stride = (1, 1)
             blk.downsample[0].stride = (1, 1)
+        _ibn_a(net, name, ibn)
         body = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4)
         return Backbone(body, net.fc.in_features, name)
     if name in OSNET_ARCHS:
@@ -230,6 +283,7 @@ def build_backbone(name: str, pretrained: str | None = None, last_stride: int = 
         elif pretrained:
             net.load_state_dict(torch.load(pretrained, map_location="cpu", weights_only=True))
         net.reset_classifier(0)
+        _ibn_a(net, name, ibn)
         return Backbone(_Lite0Body(net), net.num_features, name)
     raise ConfigError(f"model.backbone: unknown {name!r}; valid: {list(BACKBONES)}")
 

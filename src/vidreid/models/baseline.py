@@ -44,6 +44,11 @@ class TemporalPoolingNet(nn.Module):
         temporal_pool: ``"avg"`` (frame-decomposable) or ``"max"``.
         pretrained_anchor: weight ``w`` >= 0 of the frozen pretrained backbone's feature in the
             test embedding (module doc); 0: none. Needs ``pretrained``.
+        ibn: IBN-a normalisation in the trained backbone's first ``ibn`` stages
+            (:class:`~vidreid.models.backbones.IBNNorm`, IBN-Net, Pan et al. ECCV 2018; a
+            standard re-ID choice for generalising across domains); the anchor stays the
+            pretrained network as it was. A distillation teacher (``train.distill_weight``) is
+            the model as training starts, IBN layers included.
 
     Input: ``clip`` float (B, T, 3, H, W). Output: :class:`ModelOutput` with ``embedding``
     (B, D) (B, 2D in eval mode with ``pretrained_anchor``), ``features`` (B, D) (pooled, for the
@@ -52,14 +57,14 @@ class TemporalPoolingNet(nn.Module):
 
     Raises:
         ConfigError: an unknown neck, embed or temporal_pool; a negative or non-numeric
-            ``pretrained_anchor``, or one > 0 without ``pretrained`` weights.
+            ``pretrained_anchor``, or one > 0 without ``pretrained`` weights; ``ibn`` out of range.
     """
 
     frame_decomposable = True
 
     def __init__(self, backbone: str = "resnet50", num_classes: int = 0, pretrained: str | None = None,
                  last_stride: int = 1, neck: str = "bnneck", embed: str = "neck", temporal_pool: str = "avg",
-                 pretrained_anchor: float = 0.0):
+                 pretrained_anchor: float = 0.0, ibn: int = 0):
         super().__init__()
         if not (isinstance(pretrained_anchor, (int, float)) and 0 <= pretrained_anchor < float("inf")):
             raise ConfigError(f"model.args.pretrained_anchor must be a number >= 0, got {pretrained_anchor!r}")
@@ -72,7 +77,7 @@ class TemporalPoolingNet(nn.Module):
             raise ConfigError(f"model.embed must be neck or pooled, got {embed!r}")
         if temporal_pool not in ("avg", "max"):
             raise ConfigError(f"model.temporal_pool must be avg or max, got {temporal_pool!r}")
-        self.backbone = build_backbone(backbone, pretrained, last_stride)
+        self.backbone = build_backbone(backbone, pretrained, last_stride, ibn=ibn)
         d = self.backbone.out_dim
         self.dim = d
         self.input_norm = backbone_norm(backbone)  # (mean, std) the data layer normalises with
