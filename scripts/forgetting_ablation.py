@@ -64,6 +64,10 @@ VARIANTS = {
     # IBN-a (instance + batch normalisation) in Lite0's block groups 0-2 (its low-level stages), on the demo recipe
     "distill_1+anchor_1+appearance+ibn_3": ["train.distill_weight=1.0", "model.args.pretrained_anchor=1.0", *APPEARANCE,
                                             "model.args.ibn=3"],
+    # scale augmentation (torchreid's Random2DTranslation, 1.125 with p 0.5): PETS's ground-truth boxes are tight,
+    # the renderer's people fill 65-97 % of the crop's height
+    "distill_1+anchor_1+appearance+zoom": ["train.distill_weight=1.0", "model.args.pretrained_anchor=1.0", *APPEARANCE,
+                                           "data.augment.zoom_p=0.5"],
     "appearance": APPEARANCE,
     "distill_10+appearance": ["train.distill_weight=10.0", *APPEARANCE],
     "freeze_bn": ["train.freeze_bn_stats=true"],

@@ -168,10 +168,9 @@ def test_ibn_a_normalises_half_the_channels_and_distillation_starts_at_zero():
     from vidreid.engine.distill import FeatureDistillation
     from vidreid.errors import ConfigError
     from vidreid.models.backbones import IBNNorm, build_backbone
-    from vidreid.models.baseline import TemporalPoolingNet
 
     torch.manual_seed(0)
-    m = TemporalPoolingNet("resnet18", num_classes=3, ibn=2)
+    m = create_model("baseline", 3, backbone="resnet18", pretrained=None, ibn=2)
     ibns = [x for x in m.backbone.modules() if isinstance(x, IBNNorm)]
     assert len(ibns) == 4  # resnet18: two blocks in each of layers 1 and 2
     assert all(x.inorm.num_features == x.half == x.bn.num_features for x in ibns)

@@ -296,3 +296,21 @@ def test_retrieval_on_v_and_id_input_selectable():
     v = create_model("star", num_classes=3, backbone="resnet18", use_flow=False, hidden=16, id_input="v").train()
     o = v(clip)
     torch.testing.assert_close(o.logits, v.classifier(o.features))
+
+
+def test_zoom_enlarges_the_clip_and_its_flow_alike():
+    """data.augment.zoom: every frame enlarged by the factor and cropped at one offset; the flow
+    crop is the same window, its vectors scaled by the factor; no zoom leaves the clip as it was."""
+    tf = ClipTransform(8, 4, train=True, flip_p=0.0, zoom_p=1.0, zoom=1.5, mean=(0, 0, 0), std=(1, 1, 1))
+    p = tf.draw(np.random.default_rng(0))
+    assert p.zoom is not None and 0 <= p.zoom[0] <= 2 and 0 <= p.zoom[1] <= 4
+    frames = np.zeros((3, 8, 4, 3), np.uint8)
+    frames[:, :, 2:] = 255  # right half white
+    flow = np.ones((3, 8, 4, 2), np.float32)
+    clip, fl = tf(frames, ClipParams(zoom=(0, 0)), flow=flow)
+    assert clip.shape == (3, 3, 8, 4) and fl.shape == (3, 2, 8, 4)
+    # the left 4 of the 6 enlarged columns: 3 dark, then the edge (interpolated), no white column
+    assert float(clip[:, :, :, :2].max()) < 0.2 and float(clip[:, :, :, 3].min()) > 0.3
+    assert torch.allclose(fl, torch.full_like(fl, 1.5))
+    assert torch.equal(tf(frames, ClipParams())[0], ClipTransform(8, 4, train=False, mean=(0, 0, 0), std=(1, 1, 1))(frames, ClipParams())[0])
+    assert ClipTransform(8, 4, zoom_p=0.0).draw(np.random.default_rng(0)).zoom is None

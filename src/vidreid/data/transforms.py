@@ -29,6 +29,7 @@ class ClipParams:
     jitter: tuple[float, float, float, float] | None = None  # brightness, contrast, saturation factors; hue shift (of 180)
     gray: bool = False
     blur: float = 0.0  # Gaussian sigma in pixels (0: none)
+    zoom: tuple[int, int] | None = None  # crop offset (x, y) in the frame enlarged by ClipTransform.zoom
 
 
 @dataclass
@@ -56,6 +57,9 @@ class ClipTransform:
             s / 6 of the circle), for appearance variety beyond the synthetic renderer's.
         gray_p: probability of turning the clip greyscale. blur_p: probability of a Gaussian
             blur (sigma 0.3-1.5 pixels). All drawn once per clip, applied to the uint8 frames.
+        zoom_p, zoom: probability of enlarging the clip's frames by ``zoom`` and cropping a random
+            window of the original size (torchreid's ``Random2DTranslation``: 1.125, p = 0.5), so
+            the person fills more of the frame, as tight detector or ground-truth boxes do.
     """
 
     height: int = 256
@@ -73,6 +77,8 @@ class ClipTransform:
     color_strength: float = 0.3
     gray_p: float = 0.0
     blur_p: float = 0.0
+    zoom_p: float = 0.0
+    zoom: float = 1.125
 
     @property
     def device_normalised(self) -> bool:
@@ -102,7 +108,23 @@ class ClipTransform:
             p.gray = True
         if self.blur_p > 0 and rng.random() < self.blur_p:
             p.blur = float(rng.uniform(0.3, 1.5))
+        if self.zoom_p > 0 and rng.random() < self.zoom_p:
+            zh, zw = self._zoomed_size()
+            p.zoom = (int(rng.integers(0, zw - self.width + 1)), int(rng.integers(0, zh - self.height + 1)))
         return p
+
+    def _zoomed_size(self) -> tuple[int, int]:
+        return max(self.height, int(round(self.height * self.zoom))), max(self.width, int(round(self.width * self.zoom)))
+
+    def _zoom(self, x: np.ndarray, at: tuple[int, int], flow: bool = False) -> np.ndarray:
+        """Enlarge (T, H, W, C) frames to the zoomed size and crop (H, W) at ``at`` = (x, y);
+        flow vectors (``flow``) are scaled with the image."""
+        zh, zw = self._zoomed_size()
+        H, W = x.shape[1:3]
+        big = np.stack([cv2.resize(f, (zw, zh), interpolation=cv2.INTER_LINEAR) for f in x])
+        if flow:
+            big = big * np.array([zw / W, zh / H], np.float32)
+        return big[:, at[1]:at[1] + H, at[0]:at[0] + W]
 
     @staticmethod
     def _appearance(x: np.ndarray, params: ClipParams) -> np.ndarray:
@@ -156,6 +178,8 @@ class ClipTransform:
             :attr:`device_normalised`: see :meth:`finish`), and ``flow`` tensor (T, 2, H, W) or None.
         """
         x = self._appearance(frames, params)
+        if params.zoom is not None:
+            x = self._zoom(x, params.zoom)
         c = self.crop
         if c:
             x = x[:, params.cy:params.cy + x.shape[1] - c, params.cx:params.cx + x.shape[2] - c]
@@ -180,6 +204,8 @@ class ClipTransform:
         fl = None
         if flow is not None:
             f = flow
+            if params.zoom is not None:
+                f = self._zoom(f, params.zoom, flow=True)
             if c:
                 f = f[:, params.cy:params.cy + f.shape[1] - c, params.cx:params.cx + f.shape[2] - c]
             if params.flip:

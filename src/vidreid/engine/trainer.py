@@ -296,7 +296,8 @@ class Trainer:
         tf = ClipTransform(d.height, d.width, train=True, flip_p=d.augment.flip_p, pad=d.augment.pad,
                            erase_p=d.augment.erase_p, mean=tuple(mean), std=tuple(std), crop=d.augment.crop,
                            color_p=d.augment.color_p, color_strength=d.augment.color_strength,
-                           gray_p=d.augment.gray_p, blur_p=d.augment.blur_p,
+                           gray_p=d.augment.gray_p, blur_p=d.augment.blur_p, zoom_p=d.augment.zoom_p,
+                           zoom=d.augment.zoom,
                            color=getattr(self.model, "input_color", "rgb"),
                            uint8_out=d.transfer == "uint8" or (d.transfer == "auto" and self.device.type == "cuda"))
         ts = d.train_sampling

@@ -171,9 +171,10 @@ class TemporalPoolingNet(nn.Module):
 @register_model("baseline")
 def baseline(num_classes: int = 0, backbone: str = "resnet50", pretrained: str | None = None, last_stride: int = 1,
              neck: str = "bnneck", embed: str = "neck", temporal_pool: str = "avg",
-             pretrained_anchor: float = 0.0) -> TemporalPoolingNet:
+             pretrained_anchor: float = 0.0, ibn: int = 0) -> TemporalPoolingNet:
     """Temporal average pooling baseline (see :class:`TemporalPoolingNet`)."""
-    return TemporalPoolingNet(backbone, num_classes, pretrained, last_stride, neck, embed, temporal_pool, pretrained_anchor)
+    return TemporalPoolingNet(backbone, num_classes, pretrained, last_stride, neck, embed, temporal_pool, pretrained_anchor,
+                              ibn)
 
 
 @register_model("imagenet_reference")
