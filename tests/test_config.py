@@ -62,3 +62,15 @@ def test_paper_recipes_run_all_ten_splits():
             assert cfg.data.split_id == "all", rel
             seen += 1
     assert seen >= 10
+
+
+def test_demo_row_names_the_guards_its_recipe_uses():
+    """The demo table's trained row says which guards against forgetting the recipe has."""
+    from vidreid.config import load_config
+    from vidreid.demo import _trained_label
+
+    assert _trained_label(load_config("demo/prid2011", [])) == \
+        "baseline (trained; distillation, appearance augmentation, ImageNet anchor)"
+    plain = load_config("demo/prid2011", ["train.distill_weight=0", "model.args.pretrained_anchor=0",
+                                          "data.augment.color_p=0", "data.augment.gray_p=0", "data.augment.blur_p=0.2"])
+    assert _trained_label(plain, "trained on synthetic") == "baseline (trained on synthetic; appearance augmentation)"

@@ -57,6 +57,17 @@ def _ensure_synthetic(root: Path) -> None:
     generate(DEMO_LAYOUT, DEMO_PRESET, root, seed=DEMO_SEED, progress=True)
 
 
+def _trained_label(cfg, where: str = "trained") -> str:
+    """The trained row's model name with the guards against forgetting its recipe uses (issue 24),
+    read off the config: e.g. ``baseline (trained; distillation, appearance augmentation, ImageNet anchor)``."""
+    a = cfg.data.augment
+    guards = [name for name, on in (
+        ("distillation", cfg.train.distill_weight > 0),
+        ("appearance augmentation", max(a.color_p, a.gray_p, a.blur_p) > 0),
+        ("ImageNet anchor", float(cfg.model.args.get("pretrained_anchor", 0) or 0) > 0)) if on]
+    return f"baseline ({where}; {', '.join(guards)})" if guards else f"baseline ({where})"
+
+
 def _pets_src(pets: str | None) -> Path | None:
     """The first folder holding the PETS ground truth (PETS2009-S2L1.xml) whose video is there or
     where Debian's opencv-doc installs it (the identities ship with the package)."""
@@ -92,7 +103,7 @@ def run_demo(out: str | Path = "outputs/demo", pets: str | None = None) -> list[
     ref = create_model(ref_cfg.model.name, 0, **ref_cfg.model.args)
     rows = []
     synth_proto = "split 0 of 10 (cam_a -> cam_b)"
-    rows.append(dict(trained, dataset="synthetic PRID-like", protocol=synth_proto, model="baseline (trained, ImageNet anchor)"))
+    rows.append(dict(trained, dataset="synthetic PRID-like", protocol=synth_proto, model=_trained_label(cfg)))
     r = evaluate_split(ref, trainer.split, ref_cfg, dev)
     rows.append(dict(r, dataset="synthetic PRID-like", protocol=synth_proto, model="ImageNet reference (no training)"))
     t_ref = time.perf_counter() - t0
@@ -110,7 +121,7 @@ def run_demo(out: str | Path = "outputs/demo", pets: str | None = None) -> list[
         for proto, label in (("reentry", "re-entry linking"), ("split", "split tracks")):
             split = FolderDataset(pets_out / proto).split(0)
             pets_q.append((label, len(split.query)))
-            for m, c, name in ((model, cfg, "baseline (trained on synthetic, ImageNet anchor)"), (ref, ref_cfg, "ImageNet reference (no training)")):
+            for m, c, name in ((model, cfg, _trained_label(cfg, "trained on synthetic")), (ref, ref_cfg, "ImageNet reference (no training)")):
                 c = OmegaConf.merge(c, OmegaConf.from_dotlist(pets_ov))
                 rows.append(dict(evaluate_split(m, split, c, dev), dataset="PETS 2009 S2.L1 (real)",
                                  protocol=f"{label}, {PETS_FRAMES} frames/tracklet", model=name))
