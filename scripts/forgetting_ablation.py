@@ -68,6 +68,9 @@ VARIANTS = {
     # the renderer's people fill 65-97 % of the crop's height
     "distill_1+anchor_1+appearance+zoom": ["train.distill_weight=1.0", "model.args.pretrained_anchor=1.0", *APPEARANCE,
                                            "data.augment.zoom_p=0.5"],
+    # 16 identities per batch instead of 8 (P x K = 16 x 2): more look-alikes meet in a batch's hardest triplets
+    "distill_1+anchor_1+appearance+p16": ["train.distill_weight=1.0", "model.args.pretrained_anchor=1.0", *APPEARANCE,
+                                          "data.p=16"],
     "appearance": APPEARANCE,
     "distill_10+appearance": ["train.distill_weight=10.0", *APPEARANCE],
     "freeze_bn": ["train.freeze_bn_stats=true"],
