@@ -3,7 +3,10 @@ seeds, on the synthetic PRID-like test split and on the real PETS 2009 tracks (b
 beside the no-training ImageNet reference.
 
     python scripts/forgetting_ablation.py [--seeds 0 1 2] [--variants demo distill ...] [--out DIR]
-        [--init-from CKPT --variants init_from]
+        [--init-from CKPT --variants init_from] [--detail 1]
+
+``--detail 1`` trains and tests on the synthetic benchmark drawn by the detailed renderer
+(``vidreid synth --set detail=1``; give it its own ``--out``: its synthetic reference differs).
 
 ``finetune`` is plain fine-tuning (the demo recipe before 2026-11-30: no distillation, no anchor,
 no appearance augmentation); every other variant adds its overrides to it, except ``demo``, the
