@@ -245,8 +245,8 @@ def protocol_ranking(row, q_pid: int, q_camid, g_pids, g_camids, junk_same_camer
     :func:`evaluate_rank` computes vectorised: gallery indices by ascending distance, ties by
     gallery index (a stable sort), with the junk (the query's pid in the query's camera) left out
     when ``junk_same_camera``. The HTML report's ranked lists and ``scripts/anchor_sweep.py``'s
-    list of misses use it, so the three agree by construction (a test checks it against
-    :func:`evaluate_rank`).
+    list of misses use it, so those two agree by construction; a test checks it against
+    :func:`evaluate_rank`.
 
     Args:
         row: (G,) distances of the query to each gallery item (smaller = more similar).

@@ -12,7 +12,10 @@ What makes it a learning problem rather than a toy (see :mod:`vidreid.synth.rend
   person scale, blur and noise;
 * tracklets have occlusion episodes, detection-box jitter and variable lengths;
 * a fraction of identities come in look-alike groups that differ only in gait or one small
-  detail, so temporal modelling and fine detail can pay off.
+  detail, so temporal modelling and fine detail can pay off;
+* with the preset field ``detail = 1`` (``vidreid synth --set detail=1``) the detailed renderer
+  adds clothing layers, faces, fabric texture, shading, passers-by, motion blur and JPEG
+  compression to the same people, cameras and tracklets.
 
 Every random choice comes from ``numpy.random.default_rng([seed, stream, index])``: the output
 is a pure function of (layout, preset, seed), whatever the number of worker processes.
@@ -68,8 +71,8 @@ class Preset:
         lookalike_frac: fraction of identities that belong to look-alike groups.
         short_people: PRID: people made too short in one camera, left out of the splits.
         split_min_len: PRID: frames per camera a person needs to enter the splits (27 in PRID-2011).
-        detail: the renderer: 0 the first one (flat-coloured people; every number in
-            docs/RESULTS.md before 2026-12 was measured on it), 1 the detailed renderer
+        detail: the renderer: 0 the first one (flat-coloured people; every synthetic number in
+            docs/RESULTS.md not marked "detailed renderer" was measured on it), 1 the detailed renderer
             (:class:`~vidreid.synth.render.Detail`: clothing layers, collar, belt, face, fabric
             texture, body shading, passers-by in the crop, motion blur, JPEG compression). Level 1
             draws everything level 0 draws from the same random streams and adds its own, so the

@@ -8,6 +8,11 @@ with a viewpoint, a gait phase, detection-box jitter and occlusion episodes.
 
 Frames are drawn with OpenCV primitives into a uint8 BGR canvas; everything random comes from
 NumPy generators seeded by the caller, so a tracklet is a pure function of its seed.
+
+The detailed renderer (``Preset.detail = 1``) draws the same people with more on them: an
+identity's :class:`Detail` (clothing layers, collar, belt, face, fabric grain), a camera's
+:class:`CameraDetail` (light side, shading, motion blur, JPEG compression) and passers-by in the
+crop, all from random streams of their own.
 """
 
 from __future__ import annotations
@@ -499,7 +504,7 @@ class TrackletRenderer:
                     if (i + k) % 2:
                         cv2.rectangle(canvas, _pt(x1 + tw * i / 3, sh_y + th * k / 4), _pt(x1 + tw * (i + 1) / 3, sh_y + th * (k + 1) / 4), paint(p.top2), -1)
         if d is not None:
-            self._garment_detail(canvas, p, d, view, cx, sh_y, hip_y, tw, th, ph, paint)
+            self._garment_detail(canvas, d, view, cx, sh_y, hip_y, tw, th, ph, paint)
         if p.bottom_style == 2:
             pts = np.array([_pt(x1, hip_y - 0.02 * ph), _pt(x2, hip_y - 0.02 * ph), _pt(x2 + 0.05 * ph, hip_y + 0.18 * ph), _pt(x1 - 0.05 * ph, hip_y + 0.18 * ph)], np.int32)
             cv2.fillConvexPoly(canvas, pts, paint(bottom_col))
@@ -539,7 +544,7 @@ class TrackletRenderer:
             img[:] = canvas[:, ::-1]
 
     @staticmethod
-    def _garment_detail(canvas, p: Identity, d: "Detail", view: int, cx: float, sh_y: float, hip_y: float,
+    def _garment_detail(canvas, d: "Detail", view: int, cx: float, sh_y: float, hip_y: float,
                         tw: float, th: float, ph: float, paint) -> None:
         """An open jacket's inner layer, a collar and a belt (the detailed renderer)."""
         side = view in (SIDE_LEFT, SIDE_RIGHT)
