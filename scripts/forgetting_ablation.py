@@ -74,6 +74,10 @@ VARIANTS = {
     # 16 identities per batch instead of 8 (P x K = 16 x 2): more look-alikes meet in a batch's hardest triplets
     "distill_1+anchor_1+appearance+p16": ["train.distill_weight=1.0", "model.args.pretrained_anchor=1.0", *APPEARANCE,
                                           "data.p=16"],
+    # graph sampling (Liao and Shao, CVPR 2022): each batch an identity and its 7 nearest under the current
+    # model, so the hardest triplets are between look-alikes (data.sampler=neighbours)
+    "distill_1+anchor_1+appearance+neighbours": ["train.distill_weight=1.0", "model.args.pretrained_anchor=1.0",
+                                                 *APPEARANCE, "data.sampler=neighbours"],
     "appearance": APPEARANCE,
     "distill_10+appearance": ["train.distill_weight=10.0", *APPEARANCE],
     "freeze_bn": ["train.freeze_bn_stats=true"],

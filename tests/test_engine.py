@@ -52,6 +52,40 @@ def test_resume_continues_identically(tiny_tree, tmp_path):
         torch.testing.assert_close(sa["state"][k]["exp_avg"], sb["state"][k]["exp_avg"], rtol=0, atol=0)
 
 
+def test_neighbour_sampler_trains_on_look_alike_batches_and_resumes_identically(tiny_tree, tmp_path):
+    """data.sampler=neighbours: every epoch starts with a neighbour table from the current model
+    (logged), each batch is an identity and its table neighbours, and a run stopped at an epoch's
+    end resumes to the same weights."""
+    root = tiny_tree("prid2011")
+    extra = ["data.sampler=neighbours", "schedule.epochs=2"]
+    straight = Trainer(tiny_cfg(root, tmp_path / "a", *extra))
+    seen = []
+    orig = straight.sampler._epoch_batches
+
+    def spy():
+        out = orig()
+        seen.append((list(straight.sampler.neighbours), out))
+        return out
+
+    straight.sampler._epoch_batches = spy
+    straight.fit()
+    log = [json.loads(x) for x in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log if "neighbours_s" in r] == [0, 1]
+    s = straight.sampler
+    pid_of = [t.pid for t in straight.split.train]
+    tables = {tuple(map(tuple, t)) for t, _ in seen}
+    assert len(tables) == 2  # recomputed at each epoch's start: the model has moved
+    for table, batches in seen:
+        for b in batches:
+            ids = [s.ids.index(pid_of[i]) for i, _ in b][::2]
+            assert ids[1:] == table[ids[0]]
+    first = Trainer(tiny_cfg(root, tmp_path / "b", *extra))
+    assert first.fit(stop_after_epochs=1) == {"stopped_at_epoch": 1}
+    resumed = Trainer(tiny_cfg(root, tmp_path / "b", *extra))
+    resumed.fit(resume=tmp_path / "b" / "checkpoint.pt")
+    torch.testing.assert_close(_params(resumed.model), _params(straight.model), rtol=0, atol=0)
+
+
 def test_nan_loss_names_the_step(tiny_tree, tmp_path):
     tr = Trainer(tiny_cfg(tiny_tree("prid2011"), tmp_path / "nan"))
     with torch.no_grad():

@@ -278,10 +278,12 @@ def test_resume_with_changed_settings(tiny_tree, tmp_path, capsys):
 
 
 # 9 ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_signal_saves_and_resume_is_exact(tiny_tree, tmp_path, capsys, monkeypatch, sig, code):
+@pytest.mark.parametrize("sig,code,sampler", [(signal.SIGINT, 130, "pk"), (signal.SIGTERM, 143, "neighbours")])
+def test_signal_saves_and_resume_is_exact(tiny_tree, tmp_path, capsys, monkeypatch, sig, code, sampler):
+    # sampler neighbours: resumed inside an epoch, the run must replay the epoch's neighbour table
+    # from the checkpoint, not recompute it from the half-trained model
     root = tiny_tree("prid2011")
-    extra = ["schedule.epochs=2", "schedule.name=cosine", "data.augment.erase_p=0.5"]
+    extra = ["schedule.epochs=2", "schedule.name=cosine", "data.augment.erase_p=0.5", f"data.sampler={sampler}"]
     straight = Trainer(cfg(root, tmp_path / "a", *extra))
     straight.fit()
     n = straight.iters_per_epoch

@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from vidreid.data.samplers import PKBatchSampler
+from vidreid.data.samplers import NeighbourBatchSampler, PKBatchSampler
 from vidreid.data.sampling import TemporalSampler
 from vidreid.errors import ConfigError
 
@@ -91,6 +91,49 @@ def test_pk_sampler_resume_and_shards():
         PKBatchSampler(pids, 20, 2)
     with pytest.raises(ValueError, match="equal parts over 3"):
         PKBatchSampler(pids, 4, 2, world_size=3)
+
+
+def test_neighbour_sampler_batches_an_identity_with_its_nearest():
+    """Graph sampling (Liao and Shao, CVPR 2022): every batch is an anchor identity and the P - 1
+    identities the table names nearest to it; the epoch keeps the P x K sampler's batch count;
+    the table travels in the state; a bad table is refused."""
+    pids = np.repeat(np.arange(12), 3)
+    s = NeighbourBatchSampler(pids, 3, 2, seed=1)
+    with pytest.raises(RuntimeError, match="set_neighbours"):
+        list(s)
+    # identities on a line: the nearest of i are i +- 1, then i +- 2 (ties to the lower)
+    pos = np.arange(12.0)
+    d = np.abs(pos[:, None] - pos[None]) + np.eye(12) * 1e9
+    table = np.argsort(d, axis=1, kind="stable")[:, :2].tolist()
+    s.set_neighbours(table)
+    batches = list(s)
+    assert len(batches) == len(s) == len(PKBatchSampler(pids, 3, 2, seed=1)) > 0
+    anchors = []
+    for b in batches:
+        ids = [int(pids[i]) for i, _ in b]
+        groups = [ids[j:j + 2] for j in range(0, 6, 2)]
+        assert all(g[0] == g[1] for g in groups)  # K tracklets of one identity, distinct tracklets
+        assert len({i for i, _ in b}) == 6
+        a = groups[0][0]
+        anchors.append(a)
+        assert [g[0] for g in groups[1:]] == table[a]
+    assert len(set(anchors)) == len(anchors)  # no anchor twice before every identity was one
+    # deterministic per (seed, epoch, table); resumed inside the epoch from the state
+    st = s.state_dict()
+    t = NeighbourBatchSampler(pids, 3, 2, seed=0)
+    t.load_state_dict({**st, "start_batch": 2})
+    assert list(t) == batches[2:]
+    # shards: contiguous parts of the same batches
+    shards = []
+    for r in range(2):
+        u = NeighbourBatchSampler(pids, 3, 2, seed=1, rank=r, world_size=2)
+        u.set_neighbours(table)
+        shards.append(list(u))
+    assert all(a + b == f for a, b, f in zip(*shards, batches))
+    for bad, msg in (([[1, 2]] * 11, "11 rows for 12"), ([[1]] + table[1:], "row 0 needs 2"),
+                     ([[0, 1]] + table[1:], "row 0 names itself"), ([[1, 12]] + table[1:], "outside 0..11")):
+        with pytest.raises(ValueError, match=msg):
+            s.set_neighbours(bad)
 
 
 def test_short_tracklets_get_varied_clips_ap3d_rule():

@@ -70,9 +70,12 @@ class DataConfig:
     # how training clips cross to the device: uint8 (normalised and erased there: 4x less to copy,
     # less work per loader worker) | float (normalised by the workers) | auto (uint8 on a GPU)
     transfer: str = "auto"
-    sampler: str = "pk"  # pk (P x K identity batches) | pairs (one probe-gallery pair per batch, siamese)
-    p: int = 8  # identities per batch (sampler pk)
-    k: int = 4  # tracklets per identity (sampler pk)
+    # pk (P x K identity batches) | neighbours (P x K batches of an identity and its P - 1 nearest
+    # under the current model, recomputed every epoch: graph sampling, Liao and Shao, CVPR 2022;
+    # data/samplers.py NeighbourBatchSampler) | pairs (one probe-gallery pair per batch, siamese)
+    sampler: str = "pk"
+    p: int = 8  # identities per batch (samplers pk and neighbours)
+    k: int = 4  # tracklets per identity (samplers pk and neighbours)
     train_sampling: SamplingConfig = field(default_factory=SamplingConfig)
     test_sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(strategy="all", seq_len=8))
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -343,7 +346,7 @@ def validate_config(cfg: DictConfig) -> DictConfig:
     need(d.split_id == "all" or (isinstance(d.split_id, int) and not isinstance(d.split_id, bool) and d.split_id >= 0),
          "data.split_id", "must be a split number >= 0 or 'all'")
     need(d.mars_gallery in ("all_test", "exclude_query"), "data.mars_gallery", "must be all_test or exclude_query")
-    need(d.sampler in ("pk", "pairs"), "data.sampler", "must be pk or pairs")
+    need(d.sampler in ("pk", "neighbours", "pairs"), "data.sampler", "must be pk, neighbours or pairs")
     need(d.transfer in ("auto", "uint8", "float"), "data.transfer", "must be auto, uint8 or float")
     need(d.test_sampling.clips in ("ap3d", "as_trained"), "data.test_sampling.clips", "must be ap3d or as_trained")
     for key in ("data.train_sampling", "data.test_sampling"):

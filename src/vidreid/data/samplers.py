@@ -90,6 +90,86 @@ class PKBatchSampler(Sampler[list[tuple[int, int]]]):
         return len(self._epoch_batches())
 
 
+class NeighbourBatchSampler(PKBatchSampler):
+    """P x K batches of look-alike identities: graph sampling (Liao and Shao, "Graph Sampling
+    Based Deep Metric Learning for Generalizable Person Re-Identification", CVPR 2022; its
+    reference code is QAConv's reid/utils/data/graph_sampler.py).
+
+    At every epoch's start the trainer embeds one training tracklet per identity with the model as
+    it stands and hands each identity's nearest other identities to :meth:`set_neighbours`. A
+    batch is then an anchor identity and its P - 1 nearest neighbours, K tracklets each (drawn
+    without replacement, or with it when the identity has fewer than K), so the batch-hard
+    triplets meet the people the model confuses most. The paper makes one batch per identity per
+    epoch; here an epoch keeps the number of batches :class:`PKBatchSampler` would draw for the
+    same seed and epoch, so a recipe's epochs mean the same number of steps with either sampler;
+    anchors are taken from random permutations of the identities, without repeats until every
+    identity has been one. Batches may share identities (as in the paper).
+
+    The neighbour table is part of :meth:`state_dict`, so a run resumed inside an epoch replays it.
+
+    Args:
+        as :class:`PKBatchSampler`.
+
+    Raises:
+        ValueError: as :class:`PKBatchSampler`; from :meth:`set_neighbours`, a table of the wrong
+            shape.
+        RuntimeError: iterating before :meth:`set_neighbours` was called.
+    """
+
+    def __init__(self, pids: Sequence[int], p: int, k: int, seed: int = 0, rank: int = 0, world_size: int = 1):
+        super().__init__(pids, p, k, seed, rank, world_size)
+        self.neighbours: list[list[int]] | None = None
+
+    def set_neighbours(self, table: Sequence[Sequence[int]]) -> None:
+        """Set the epoch's neighbour table.
+
+        Args:
+            table: one row per identity, in the order of ``self.ids`` (sorted pids): the indices
+                (into ``self.ids``) of at least P - 1 other identities, nearest first.
+
+        Raises:
+            ValueError: a row count other than the number of identities, a row with fewer than
+                P - 1 entries, an index out of range, or a row naming its own identity.
+        """
+        n = len(self.ids)
+        rows = [[int(j) for j in row[:self.p - 1]] for row in table]
+        if len(rows) != n:
+            raise ValueError(f"neighbour sampler: the table has {len(rows)} rows for {n} identities")
+        for i, row in enumerate(rows):
+            if len(row) < self.p - 1 or len(set(row)) != len(row):
+                raise ValueError(f"neighbour sampler: row {i} needs {self.p - 1} distinct neighbours, it has {row}")
+            if any(j == i or not 0 <= j < n for j in row):
+                raise ValueError(f"neighbour sampler: row {i} names itself or an index outside 0..{n - 1}: {row}")
+        self.neighbours = rows
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "neighbours": self.neighbours}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.neighbours = state.get("neighbours")
+
+    def _epoch_batches(self) -> list[list[tuple[int, int]]]:
+        if self.neighbours is None:
+            raise RuntimeError("neighbour sampler: set_neighbours must be called before the epoch is drawn")
+        count = len(super()._epoch_batches())
+        rng = np.random.default_rng([self.seed, self.epoch, 3])
+        n = len(self.ids)
+        anchors = np.concatenate([rng.permutation(n) for _ in range(-(-count // n))])[:count] if count else []
+        batches = []
+        for a in anchors:
+            batch = []
+            for j in [int(a), *self.neighbours[int(a)]]:
+                own = self.index[self.ids[j]]
+                batch.extend(int(i) for i in rng.choice(own, self.k, replace=len(own) < self.k))
+            batches.append(batch)
+        draw = rng.integers(0, 2**62, (len(batches), self.p * self.k))
+        return [[(i, int(s)) for i, s in zip(b, d)] for b, d in zip(batches, draw)]
+
+    def __len__(self) -> int:
+        return len(super()._epoch_batches())
+
+
 class PairBatchSampler(Sampler[list[tuple[int, int]]]):
     """Batches of one probe-gallery pair, positive and negative in turn: the siamese training of
     ASTPN (Xu et al., ICCV 2017, Sec. 4.1.1: "positive and negative sequence pairs were sent to

@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
@@ -22,7 +23,7 @@ from ..config import from_container, to_container
 from ..data.datasets import build_dataset_from_config
 from ..data.multisource import combine_training_sets, load_sources
 from ..data.flow import FlowCache
-from ..data.samplers import PairBatchSampler, PKBatchSampler
+from ..data.samplers import NeighbourBatchSampler, PairBatchSampler, PKBatchSampler
 from ..data.sampling import TemporalSampler
 from ..data.transforms import ClipTransform
 from ..data.video import ClipDataset
@@ -36,7 +37,8 @@ from .checkpoint import (CheckpointError, load_checkpoint, load_model_state, non
 from .distributed import all_gather_object, all_gather_with_grad, barrier, local_device, max_over_ranks, rank_world
 from .distill import FeatureDistillation
 from .rundir import MANIFEST, new_run_id, open_run_folder
-from .evaluator import amp_dtype, autocast, evaluate_extra, evaluate_split, make_test_transform, pick_device, write_json
+from .evaluator import (_extract, amp_dtype, autocast, evaluate_extra, evaluate_split, make_test_transform, pick_device,
+                        write_json)
 
 
 # Settings that may differ between a run and its resumption: where things are written or read,
@@ -312,8 +314,9 @@ class Trainer:
                 self.sampler = PairBatchSampler([t.pid for t in self.split.train], [t.camid for t in self.split.train],
                                                 seed=cfg.train.seed, rank=self.rank, world_size=self.world)
             else:
-                self.sampler = PKBatchSampler([t.pid for t in self.split.train], d.p, d.k, seed=cfg.train.seed,
-                                              rank=self.rank, world_size=self.world)
+                cls = NeighbourBatchSampler if d.sampler == "neighbours" else PKBatchSampler
+                self.sampler = cls([t.pid for t in self.split.train], d.p, d.k, seed=cfg.train.seed,
+                                   rank=self.rank, world_size=self.world)
         except ValueError as e:
             raise ConfigError(f"data.{'sampler' if d.sampler == 'pairs' else 'p / data.k'}: {e}") from None
         self.iters_per_epoch = len(self.sampler)
@@ -478,6 +481,40 @@ class Trainer:
                 labels.append(batch["label"])
         finally:
             self.model.train(was_training)
+
+    def sampler_neighbours(self) -> dict:
+        """The neighbour table of ``data.sampler=neighbours`` for the epoch about to start (graph
+        sampling, Liao and Shao, CVPR 2022; data/samplers.py NeighbourBatchSampler).
+
+        One training tracklet per identity, drawn from ``(train.seed, epoch)``, is embedded by the
+        model as it stands, in eval mode and as at test (the test transform), from
+        ``data.train_sampling.seq_len`` evenly spaced frames; each identity's P - 1 nearest other
+        identities under Euclidean distance between the embeddings go to the sampler. Under a
+        process group the features are gathered, so every rank gets the same table. Returns the
+        log record (epoch, seconds, the mean distance to the nearest neighbour)."""
+        t0 = time.perf_counter()
+        cfg, d = self.cfg, self.cfg.data
+        rng = np.random.default_rng([cfg.train.seed, self.epoch, 4])
+        picks = [self.split.train[int(rng.choice(self.sampler.index[pid]))] for pid in self.sampler.ids]
+        was_training = self.model.training
+        try:
+            with autocast(self.device, amp_dtype(cfg.train.amp, self.device)):
+                f = _extract(self.model, self.split.root, picks, TemporalSampler("evenly", d.train_sampling.seq_len, False),
+                             make_test_transform(cfg, self.model), batch_size=cfg.test.batch_size,
+                             num_workers=d.num_workers, device=self.device, channels_last=cfg.train.channels_last,
+                             flow=self.train_set.flow)
+        finally:
+            self.model.train(was_training)
+        f = f.float()
+        if not torch.isfinite(f).all():
+            raise NonFiniteLossError(f"data.sampler=neighbours: the model gives NaN or infinite embeddings at the start of "
+                                     f"epoch {self.epoch + 1}: its weights have diverged (lower optim.lr)")
+        dist = torch.cdist(f, f)
+        dist.fill_diagonal_(float("inf"))
+        near, order = torch.sort(dist, dim=1, stable=True)
+        self.sampler.set_neighbours(order[:, :d.p - 1].tolist())
+        return {"epoch": self.epoch, "step": self.global_step, "neighbours_s": round(time.perf_counter() - t0, 3),
+                "neighbour_distance": float(near[:, 0].mean())}
 
     def _train_mode(self) -> None:
         """model.train(), with the modules of frozen parameters (their BN statistics) in eval mode,
@@ -765,6 +802,8 @@ class Trainer:
                 resume = None
                 self.sampler.set_epoch(self.epoch, start_batch)
                 self.enter_stage(stage_index(self.plan, self.epoch))
+                if isinstance(self.sampler, NeighbourBatchSampler) and start_batch == 0:
+                    self._log(self.sampler_neighbours(), writer)  # inside an epoch the resumed state has the table
                 self._train_mode()
                 it = loader
                 if cfg.train.progress and self.rank == 0:
