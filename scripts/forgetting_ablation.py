@@ -78,6 +78,13 @@ VARIANTS = {
     # model, so the hardest triplets are between look-alikes (data.sampler=neighbours)
     "distill_1+anchor_1+appearance+neighbours": ["train.distill_weight=1.0", "model.args.pretrained_anchor=1.0",
                                                  *APPEARANCE, "data.sampler=neighbours"],
+    # appearance augmentation without its blur: blur teaches the embedding to ignore fine texture (stripes,
+    # knit), which is what tells some real look-alikes apart
+    "distill_1+anchor_1+appearance_no_blur": ["train.distill_weight=1.0", "model.args.pretrained_anchor=1.0",
+                                              *APPEARANCE[:2]],
+    # GeM spatial pooling (learnt exponent from 3) in the trained branch: salient local cues (a striped top) weigh more
+    "distill_1+anchor_1+appearance+gem": ["train.distill_weight=1.0", "model.args.pretrained_anchor=1.0", *APPEARANCE,
+                                          "model.args.spatial_pool=gem"],
     "appearance": APPEARANCE,
     "distill_10+appearance": ["train.distill_weight=10.0", *APPEARANCE],
     "freeze_bn": ["train.freeze_bn_stats=true"],

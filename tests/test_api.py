@@ -270,6 +270,7 @@ def test_rerank_of_a_set_against_itself_counts_each_item_once():
 # ------------------------------------------------------------------------------ export
 @pytest.mark.parametrize("name,args,flow,dynamic", [
     ("baseline", dict(backbone="resnet18"), False, True),
+    ("baseline", dict(backbone="resnet18", spatial_pool="gem"), False, True),
     ("strf", dict(block="p3dc", layers=[1, 1, 1, 1], blocks3d=[[], [0], [0], []], strf_blocks=[[0], [0], [0], [0]],
                   strf_stages=[2, 3], pretrained=None), False, True),
     ("rru_stim", dict(backbone="resnet18", pretrained=None, height=64, width=32, aux_classifier=False), False, False),

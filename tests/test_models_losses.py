@@ -159,6 +159,35 @@ def test_composite_loss_weights_and_errors():
         CompositeLoss([{"name": "triplet", "input": "parts"}])(out, y)
 
 
+def test_gem_pooling_is_the_generalised_mean_and_learns_its_exponent():
+    """model.args.spatial_pool=gem: (mean x^p)^(1/p) over the map with a learnt p started at 3;
+    p = 1 gives the average pooling model's features; the anchor keeps average pooling."""
+    import torch
+
+    from vidreid.errors import ConfigError
+
+    torch.manual_seed(0)
+    gem = create_model("baseline", 3, backbone="resnet18", pretrained=None, spatial_pool="gem")
+    avg = create_model("baseline", 3, backbone="resnet18", pretrained=None)
+    avg.load_state_dict({k: v for k, v in gem.state_dict().items() if k != "gem_p"})
+    assert float(gem.gem_p.detach()) == 3.0
+    x = torch.rand(5, 3, 64, 32)
+    gem.eval(), avg.eval()
+    with torch.no_grad():
+        fmap = gem.backbone(x).clamp(min=1e-6)
+        torch.testing.assert_close(gem.frame_features(x), fmap.pow(3).mean((2, 3)).pow(1 / 3))
+        assert (gem.frame_features(x) > avg.frame_features(x) - 1e-6).all()  # power mean >= mean
+        gem.gem_p.fill_(1.0)
+        torch.testing.assert_close(gem.frame_features(x), avg.frame_features(x), rtol=1e-5, atol=1e-6)
+        gem.gem_p.fill_(3.0)
+    gem.train()
+    out = gem(torch.rand(2, 3, 3, 64, 32))
+    (out.logits.sum() + out.features.sum()).backward()
+    assert gem.gem_p.grad is not None and float(gem.gem_p.grad.abs()) > 0
+    with pytest.raises(ConfigError, match="spatial_pool must be avg or gem"):
+        create_model("baseline", 3, backbone="resnet18", pretrained=None, spatial_pool="max")
+
+
 def test_ibn_a_normalises_half_the_channels_and_distillation_starts_at_zero():
     """model.args.ibn puts IBN-a in the backbone's first stages (instance norm on half the
     channels of each block's first norm), keeps the anchor plain, is refused out of range, and a

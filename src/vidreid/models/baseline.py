@@ -49,6 +49,8 @@ class TemporalPoolingNet(nn.Module):
             standard re-ID choice for generalising across domains); the anchor stays the
             pretrained network as it was. A distillation teacher (``train.distill_weight``) is
             the model as training starts, IBN layers included.
+        spatial_pool: ``"avg"`` or ``"gem"`` (generalised mean with a learnt exponent started at
+            3; Radenovic et al., TPAMI 2018) over the trained backbone's map; the anchor averages.
 
     Input: ``clip`` float (B, T, 3, H, W). Output: :class:`ModelOutput` with ``embedding``
     (B, D) (B, 2D in eval mode with ``pretrained_anchor``), ``features`` (B, D) (pooled, for the
@@ -57,14 +59,15 @@ class TemporalPoolingNet(nn.Module):
 
     Raises:
         ConfigError: an unknown neck, embed or temporal_pool; a negative or non-numeric
-            ``pretrained_anchor``, or one > 0 without ``pretrained`` weights; ``ibn`` out of range.
+            ``pretrained_anchor``, or one > 0 without ``pretrained`` weights; ``ibn`` out of range;
+            an unknown ``spatial_pool``.
     """
 
     frame_decomposable = True
 
     def __init__(self, backbone: str = "resnet50", num_classes: int = 0, pretrained: str | None = None,
                  last_stride: int = 1, neck: str = "bnneck", embed: str = "neck", temporal_pool: str = "avg",
-                 pretrained_anchor: float = 0.0, ibn: int = 0):
+                 pretrained_anchor: float = 0.0, ibn: int = 0, spatial_pool: str = "avg"):
         super().__init__()
         if not (isinstance(pretrained_anchor, (int, float)) and 0 <= pretrained_anchor < float("inf")):
             raise ConfigError(f"model.args.pretrained_anchor must be a number >= 0, got {pretrained_anchor!r}")
@@ -77,11 +80,17 @@ class TemporalPoolingNet(nn.Module):
             raise ConfigError(f"model.embed must be neck or pooled, got {embed!r}")
         if temporal_pool not in ("avg", "max"):
             raise ConfigError(f"model.temporal_pool must be avg or max, got {temporal_pool!r}")
+        if spatial_pool not in ("avg", "gem"):
+            raise ConfigError(f"model.args.spatial_pool must be avg or gem, got {spatial_pool!r}")
         self.backbone = build_backbone(backbone, pretrained, last_stride, ibn=ibn)
         d = self.backbone.out_dim
         self.dim = d
         self.input_norm = backbone_norm(backbone)  # (mean, std) the data layer normalises with
         self.temporal_pool = temporal_pool
+        # GeM (generalised mean) pooling over space: (mean x^p)^(1/p) with a learnt p, started at 3
+        # (Radenovic, Tolias and Chum, TPAMI 2018; fast-reid's GeneralizedMeanPoolingP); p = 1
+        # is the average, p -> inf the maximum. Only the trained backbone's; the anchor keeps the average.
+        self.gem_p = nn.Parameter(torch.tensor(3.0)) if spatial_pool == "gem" else None
         self.frame_decomposable = temporal_pool == "avg"
         self.embed = embed if neck == "bnneck" else "pooled"
         self.neck = None
@@ -114,9 +123,13 @@ class TemporalPoolingNet(nn.Module):
         return self.backbone.parameters()
 
     def frame_features(self, frames: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) -> (N, D): backbone and spatial average pooling, per frame ((N, 2D) in
+        """(N, 3, H, W) -> (N, D): backbone and spatial average (or GeM) pooling, per frame ((N, 2D) in
         eval mode with ``pretrained_anchor``: the frozen copy's feature appended)."""
-        f = self.backbone(frames).mean(dim=(2, 3))
+        m = self.backbone(frames)
+        if self.gem_p is not None:
+            f = m.clamp(min=1e-6).pow(self.gem_p).mean(dim=(2, 3)).pow(1.0 / self.gem_p)
+        else:
+            f = m.mean(dim=(2, 3))
         if self._anchored():
             with torch.no_grad():
                 a = self.anchor(frames).mean(dim=(2, 3))
@@ -171,10 +184,10 @@ class TemporalPoolingNet(nn.Module):
 @register_model("baseline")
 def baseline(num_classes: int = 0, backbone: str = "resnet50", pretrained: str | None = None, last_stride: int = 1,
              neck: str = "bnneck", embed: str = "neck", temporal_pool: str = "avg",
-             pretrained_anchor: float = 0.0, ibn: int = 0) -> TemporalPoolingNet:
+             pretrained_anchor: float = 0.0, ibn: int = 0, spatial_pool: str = "avg") -> TemporalPoolingNet:
     """Temporal average pooling baseline (see :class:`TemporalPoolingNet`)."""
     return TemporalPoolingNet(backbone, num_classes, pretrained, last_stride, neck, embed, temporal_pool, pretrained_anchor,
-                              ibn)
+                              ibn, spatial_pool)
 
 
 @register_model("imagenet_reference")
