@@ -85,6 +85,10 @@ VARIANTS = {
     # GeM spatial pooling (learnt exponent from 3) in the trained branch: salient local cues (a striped top) weigh more
     "distill_1+anchor_1+appearance+gem": ["train.distill_weight=1.0", "model.args.pretrained_anchor=1.0", *APPEARANCE,
                                           "model.args.spatial_pool=gem"],
+    # resolution loss (shrink by 0.4-1 and scale back, p 0.5) on top: PETS crops are enlarged small images, and blur
+    # (which helped: the no-blur variant fell on PETS) only imitates that
+    "distill_1+anchor_1+appearance+lowres": ["train.distill_weight=1.0", "model.args.pretrained_anchor=1.0", *APPEARANCE,
+                                             "data.augment.lowres_p=0.5"],
     "appearance": APPEARANCE,
     "distill_10+appearance": ["train.distill_weight=10.0", *APPEARANCE],
     "freeze_bn": ["train.freeze_bn_stats=true"],

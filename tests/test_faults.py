@@ -339,6 +339,7 @@ def test_sigint_to_a_real_process(tiny_tree, tmp_path):
     ("data.p=50", "data.p"), ("optim.lr=-0.01", "optim.lr"), ("data.height=0", "data.height"),
     ("data.split_id=99", "data.split_id"), ("data.augment.erase_p=2", "data.augment.erase_p"),
     ("schedule.epochs=0", "schedule.epochs"), ("data.split_id=abc", "data.split_id"),
+    ("data.augment.lowres=1.5", "data.augment.lowres"), ("data.sampler=graph", "data.sampler"),
 ])
 def test_user_mistakes_are_one_line(tiny_tree, tmp_path, capsys, bad, key):
     code, _, err = run_cli(capsys, "train", "--config", "demo/prid2011", *ov(tiny_tree("prid2011"), tmp_path / "r", bad))

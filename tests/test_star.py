@@ -314,3 +314,23 @@ def test_zoom_enlarges_the_clip_and_its_flow_alike():
     assert torch.allclose(fl, torch.full_like(fl, 1.5))
     assert torch.equal(tf(frames, ClipParams())[0], ClipTransform(8, 4, train=False, mean=(0, 0, 0), std=(1, 1, 1))(frames, ClipParams())[0])
     assert ClipTransform(8, 4, zoom_p=0.0).draw(np.random.default_rng(0)).zoom is None
+
+
+def test_lowres_loses_fine_detail_and_keeps_the_flow():
+    """data.augment.lowres: every frame shrunk by the drawn factor and scaled back, so a
+    one-pixel stripe pattern is smoothed away while flat regions stay; the flow is untouched; no
+    draw leaves the clip as it was."""
+    tf = ClipTransform(16, 8, train=True, flip_p=0.0, lowres_p=1.0, lowres=0.4, mean=(0, 0, 0), std=(1, 1, 1))
+    p = tf.draw(np.random.default_rng(0))
+    assert 0.4 <= p.lowres < 1.0
+    frames = np.zeros((2, 16, 8, 3), np.uint8)
+    frames[:, ::2] = 255  # horizontal stripes one pixel high
+    flow = np.ones((2, 16, 8, 2), np.float32)
+    clip, fl = tf(frames, ClipParams(lowres=0.5), flow=flow)
+    assert float(clip.std()) < 0.1 and abs(float(clip.mean()) - 0.5) < 0.1  # stripes gone, the mean kept
+    assert torch.equal(fl, torch.ones_like(fl))
+    sharp = tf(frames, ClipParams())[0]
+    assert float(sharp.std()) > 0.45
+    flat = np.full((2, 16, 8, 3), 90, np.uint8)
+    assert torch.allclose(tf(flat, ClipParams(lowres=0.5))[0], tf(flat, ClipParams())[0])
+    assert ClipTransform(16, 8, lowres_p=0.0).draw(np.random.default_rng(0)).lowres == 1.0

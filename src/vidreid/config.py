@@ -55,6 +55,9 @@ class AugmentConfig:
     # scale: with probability zoom_p, enlarge by zoom and crop back (torchreid's Random2DTranslation)
     zoom_p: float = 0.0
     zoom: float = 1.125
+    # resolution loss: with probability lowres_p, shrink every frame by a factor in [lowres, 1) and scale back
+    lowres_p: float = 0.0
+    lowres: float = 0.4
 
 
 @dataclass
@@ -353,11 +356,12 @@ def validate_config(cfg: DictConfig) -> DictConfig:
         for f in ("seq_len", "stride"):
             need(1 <= OmegaConf.select(cfg, f"{key}.{f}") <= 10000, f"{key}.{f}", "must be between 1 and 10000")
     for key in ("data.augment.flip_p", "data.augment.erase_p", "data.augment.color_p", "data.augment.gray_p",
-                "data.augment.blur_p", "data.augment.zoom_p"):
+                "data.augment.blur_p", "data.augment.zoom_p", "data.augment.lowres_p"):
         need(0.0 <= OmegaConf.select(cfg, key) <= 1.0, key, "must be a probability in [0, 1]")
     need(d.augment.pad >= 0 and d.augment.crop >= 0, "data.augment.pad", "pad and crop must be >= 0")
     need(0.0 <= d.augment.color_strength <= 1.0, "data.augment.color_strength", "must be in [0, 1]")
     need(1.0 <= d.augment.zoom <= 2.0, "data.augment.zoom", "must be an enlargement factor in [1, 2]")
+    need(0.1 <= d.augment.lowres < 1.0, "data.augment.lowres", "must be a down-scaling factor in [0.1, 1)")
     need(tr.distill_weight >= 0 and math.isfinite(tr.distill_weight), "train.distill_weight", "must be a finite number >= 0")
     need(d.augment.crop < min(d.height, d.width), "data.augment.crop", "must be smaller than the frame")
     need(o.lr > 0 and math.isfinite(o.lr), "optim.lr", "must be a finite number > 0")

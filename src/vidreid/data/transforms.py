@@ -30,6 +30,7 @@ class ClipParams:
     gray: bool = False
     blur: float = 0.0  # Gaussian sigma in pixels (0: none)
     zoom: tuple[int, int] | None = None  # crop offset (x, y) in the frame enlarged by ClipTransform.zoom
+    lowres: float = 1.0  # down-scaling factor before scaling back (1: none)
 
 
 @dataclass
@@ -60,6 +61,10 @@ class ClipTransform:
         zoom_p, zoom: probability of enlarging the clip's frames by ``zoom`` and cropping a random
             window of the original size (torchreid's ``Random2DTranslation``: 1.125, p = 0.5), so
             the person fills more of the frame, as tight detector or ground-truth boxes do.
+        lowres_p, lowres: probability of a resolution loss: every frame is shrunk by a factor
+            drawn in [lowres, 1) (area interpolation) and scaled back (bilinear), as a crop of a
+            distant person in surveillance video is an enlarged small image (the low-resolution
+            augmentation of re-ID domain generalisation; a crisper counterpart of blur).
     """
 
     height: int = 256
@@ -79,6 +84,8 @@ class ClipTransform:
     blur_p: float = 0.0
     zoom_p: float = 0.0
     zoom: float = 1.125
+    lowres_p: float = 0.0
+    lowres: float = 0.4
 
     @property
     def device_normalised(self) -> bool:
@@ -111,6 +118,8 @@ class ClipTransform:
         if self.zoom_p > 0 and rng.random() < self.zoom_p:
             zh, zw = self._zoomed_size()
             p.zoom = (int(rng.integers(0, zw - self.width + 1)), int(rng.integers(0, zh - self.height + 1)))
+        if self.lowres_p > 0 and rng.random() < self.lowres_p:
+            p.lowres = float(rng.uniform(self.lowres, 1.0))
         return p
 
     def _zoomed_size(self) -> tuple[int, int]:
@@ -128,8 +137,9 @@ class ClipTransform:
 
     @staticmethod
     def _appearance(x: np.ndarray, params: ClipParams) -> np.ndarray:
-        """Colour jitter, greyscale and blur of uint8 RGB frames (T, H, W, 3), the same for all."""
-        if params.jitter is None and not params.gray and params.blur <= 0:
+        """Colour jitter, greyscale, blur and resolution loss of uint8 RGB frames (T, H, W, 3), the
+        same for all."""
+        if params.jitter is None and not params.gray and params.blur <= 0 and params.lowres >= 1.0:
             return x
         f = x.astype(np.float32)
         if params.jitter is not None:
@@ -146,6 +156,11 @@ class ClipTransform:
             f = np.repeat((f @ np.array([0.299, 0.587, 0.114], np.float32))[..., None], 3, axis=-1)
         if params.blur > 0:
             f = np.stack([cv2.GaussianBlur(fr, (0, 0), params.blur) for fr in f])
+        if params.lowres < 1.0:
+            H, W = f.shape[1:3]
+            h, w = max(1, int(round(H * params.lowres))), max(1, int(round(W * params.lowres)))
+            f = np.stack([cv2.resize(cv2.resize(fr, (w, h), interpolation=cv2.INTER_AREA), (W, H),
+                                     interpolation=cv2.INTER_LINEAR) for fr in f])
         return np.clip(np.round(f), 0, 255).astype(np.uint8)
 
     def resize(self, frame: np.ndarray) -> np.ndarray:

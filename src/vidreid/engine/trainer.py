@@ -299,7 +299,7 @@ class Trainer:
                            erase_p=d.augment.erase_p, mean=tuple(mean), std=tuple(std), crop=d.augment.crop,
                            color_p=d.augment.color_p, color_strength=d.augment.color_strength,
                            gray_p=d.augment.gray_p, blur_p=d.augment.blur_p, zoom_p=d.augment.zoom_p,
-                           zoom=d.augment.zoom,
+                           zoom=d.augment.zoom, lowres_p=d.augment.lowres_p, lowres=d.augment.lowres,
                            color=getattr(self.model, "input_color", "rgb"),
                            uint8_out=d.transfer == "uint8" or (d.transfer == "auto" and self.device.type == "cuda"))
         ts = d.train_sampling
