@@ -46,7 +46,7 @@ def autocast(device, dtype):
     return contextlib.nullcontext() if dtype is None else torch.autocast(torch.device(device).type, dtype=dtype)
 
 
-def _extract(model, root, tracklets, sampler, tf, **kw) -> torch.Tensor:
+def extract_across_ranks(model, root, tracklets, sampler, tf, **kw) -> torch.Tensor:
     """extract_features, shared across the ranks of a process group: rank r extracts tracklets
     r, r + W, ...; the features are gathered and put back in order, identical on every rank."""
     rank, world = rank_world()
@@ -113,8 +113,8 @@ def query_gallery_distances(model, split: ReIDSplit, cfg, device="cpu", progress
     kw = dict(batch_size=t.batch_size, num_workers=cfg.data.num_workers, device=device,
               channels_last=cfg.train.channels_last, progress=progress, compile=t.compile, flow=flow)
     with autocast(device, amp_dtype(cfg.train.amp, device)):
-        qf = _extract(model, split.root, split.query, sampler, tf, **kw)
-        gf = _extract(model, split.root, split.gallery, sampler, tf, **kw)
+        qf = extract_across_ranks(model, split.root, split.query, sampler, tf, **kw)
+        gf = extract_across_ranks(model, split.root, split.gallery, sampler, tf, **kw)
     for name, f in (("query", qf), ("gallery", gf)):
         bad = int((~torch.isfinite(f).all(1)).sum())
         if bad:

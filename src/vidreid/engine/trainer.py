@@ -37,8 +37,8 @@ from .checkpoint import (CheckpointError, load_checkpoint, load_model_state, non
 from .distributed import all_gather_object, all_gather_with_grad, barrier, local_device, max_over_ranks, rank_world
 from .distill import FeatureDistillation
 from .rundir import MANIFEST, new_run_id, open_run_folder
-from .evaluator import (_extract, amp_dtype, autocast, evaluate_extra, evaluate_split, make_test_transform, pick_device,
-                        write_json)
+from .evaluator import (amp_dtype, autocast, evaluate_extra, evaluate_split, extract_across_ranks, make_test_transform,
+                        pick_device, write_json)
 
 
 # Settings that may differ between a run and its resumption: where things are written or read,
@@ -499,10 +499,11 @@ class Trainer:
         was_training = self.model.training
         try:
             with autocast(self.device, amp_dtype(cfg.train.amp, self.device)):
-                f = _extract(self.model, self.split.root, picks, TemporalSampler("evenly", d.train_sampling.seq_len, False),
-                             make_test_transform(cfg, self.model), batch_size=cfg.test.batch_size,
-                             num_workers=d.num_workers, device=self.device, channels_last=cfg.train.channels_last,
-                             flow=self.train_set.flow)
+                f = extract_across_ranks(self.model, self.split.root, picks,
+                                         TemporalSampler("evenly", d.train_sampling.seq_len, False),
+                                         make_test_transform(cfg, self.model), batch_size=cfg.test.batch_size,
+                                         num_workers=d.num_workers, device=self.device,
+                                         channels_last=cfg.train.channels_last, flow=self.train_set.flow)
         finally:
             self.model.train(was_training)
         f = f.float()
