@@ -39,6 +39,8 @@ import numpy as np
 # forgetting (distillation, the pretrained anchor, appearance augmentation), i.e. plain fine-tuning
 # from ImageNet, as `make demo` trained before 2026-11-30 (those runs are under OUT/finetune).
 APPEARANCE = ["data.augment.color_p=0.8", "data.augment.gray_p=0.1", "data.augment.blur_p=0.3"]
+# the demo recipe's three guards, which the later candidates each add one option to
+GUARDS = ["train.distill_weight=1.0", "model.args.pretrained_anchor=1.0", *APPEARANCE]
 PLAIN = ["train.distill_weight=0.0", "model.args.pretrained_anchor=0.0",
          *(x.split("=")[0] + "=0.0" for x in APPEARANCE)]
 
@@ -65,30 +67,24 @@ VARIANTS = {
     "distill_1+anchor_1+freeze_2": ["train.distill_weight=1.0", "model.args.pretrained_anchor=1.0", frozen_through(2)],
     "distill_1+anchor_1+freeze_4": ["train.distill_weight=1.0", "model.args.pretrained_anchor=1.0", frozen_through(4)],
     # IBN-a (instance + batch normalisation) in Lite0's block groups 0-2 (its low-level stages), on the demo recipe
-    "distill_1+anchor_1+appearance+ibn_3": ["train.distill_weight=1.0", "model.args.pretrained_anchor=1.0", *APPEARANCE,
-                                            "model.args.ibn=3"],
+    "distill_1+anchor_1+appearance+ibn_3": [*GUARDS, "model.args.ibn=3"],
     # scale augmentation (torchreid's Random2DTranslation, 1.125 with p 0.5): PETS's ground-truth boxes are tight,
     # the renderer's people fill 65-97 % of the crop's height
-    "distill_1+anchor_1+appearance+zoom": ["train.distill_weight=1.0", "model.args.pretrained_anchor=1.0", *APPEARANCE,
-                                           "data.augment.zoom_p=0.5"],
+    "distill_1+anchor_1+appearance+zoom": [*GUARDS, "data.augment.zoom_p=0.5"],
     # 16 identities per batch instead of 8 (P x K = 16 x 2): more look-alikes meet in a batch's hardest triplets
-    "distill_1+anchor_1+appearance+p16": ["train.distill_weight=1.0", "model.args.pretrained_anchor=1.0", *APPEARANCE,
-                                          "data.p=16"],
+    "distill_1+anchor_1+appearance+p16": [*GUARDS, "data.p=16"],
     # graph sampling (Liao and Shao, CVPR 2022): each batch an identity and its 7 nearest under the current
     # model, so the hardest triplets are between look-alikes (data.sampler=neighbours)
-    "distill_1+anchor_1+appearance+neighbours": ["train.distill_weight=1.0", "model.args.pretrained_anchor=1.0",
-                                                 *APPEARANCE, "data.sampler=neighbours"],
+    "distill_1+anchor_1+appearance+neighbours": [*GUARDS, "data.sampler=neighbours"],
     # appearance augmentation without its blur: blur teaches the embedding to ignore fine texture (stripes,
     # knit), which is what tells some real look-alikes apart
     "distill_1+anchor_1+appearance_no_blur": ["train.distill_weight=1.0", "model.args.pretrained_anchor=1.0",
-                                              *APPEARANCE[:2]],
+                                              "data.augment.color_p=0.8", "data.augment.gray_p=0.1"],
     # GeM spatial pooling (learnt exponent from 3) in the trained branch: salient local cues (a striped top) weigh more
-    "distill_1+anchor_1+appearance+gem": ["train.distill_weight=1.0", "model.args.pretrained_anchor=1.0", *APPEARANCE,
-                                          "model.args.spatial_pool=gem"],
+    "distill_1+anchor_1+appearance+gem": [*GUARDS, "model.args.spatial_pool=gem"],
     # resolution loss (shrink by 0.4-1 and scale back, p 0.5) on top: PETS crops are enlarged small images, and blur
     # (which helped: the no-blur variant fell on PETS) only imitates that
-    "distill_1+anchor_1+appearance+lowres": ["train.distill_weight=1.0", "model.args.pretrained_anchor=1.0", *APPEARANCE,
-                                             "data.augment.lowres_p=0.5"],
+    "distill_1+anchor_1+appearance+lowres": [*GUARDS, "data.augment.lowres_p=0.5"],
     "appearance": APPEARANCE,
     "distill_10+appearance": ["train.distill_weight=10.0", *APPEARANCE],
     "freeze_bn": ["train.freeze_bn_stats=true"],

@@ -118,6 +118,10 @@ def test_neighbour_sampler_batches_an_identity_with_its_nearest():
         anchors.append(a)
         assert [g[0] for g in groups[1:]] == table[a]
     assert len(set(anchors)) == len(anchors)  # no anchor twice before every identity was one
+    # the probes the trainer embeds: one tracklet of each identity, in id order, fixed per (seed, epoch)
+    probes = s.probes()
+    assert [int(pids[i]) for i in probes] == list(range(12)) and probes == s.probes()
+    assert any(s.probes() != NeighbourBatchSampler(pids, 3, 2, seed=1 + k).probes() for k in range(1, 4))
     # deterministic per (seed, epoch, table); resumed inside the epoch from the state
     st = s.state_dict()
     t = NeighbourBatchSampler(pids, 3, 2, seed=0)

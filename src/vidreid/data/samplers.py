@@ -142,6 +142,12 @@ class NeighbourBatchSampler(PKBatchSampler):
                 raise ValueError(f"neighbour sampler: row {i} names itself or an index outside 0..{n - 1}: {row}")
         self.neighbours = rows
 
+    def probes(self) -> list[int]:
+        """The dataset index of one tracklet per identity, in the order of ``self.ids``, drawn
+        from ``(seed, epoch)``: what the trainer embeds to build the epoch's neighbour table."""
+        rng = np.random.default_rng([self.seed, self.epoch, 4])
+        return [int(rng.choice(self.index[pid])) for pid in self.ids]
+
     def state_dict(self) -> dict:
         return {**super().state_dict(), "neighbours": self.neighbours}
 

@@ -63,8 +63,8 @@ class ClipTransform:
             the person fills more of the frame, as tight detector or ground-truth boxes do.
         lowres_p, lowres: probability of a resolution loss: every frame is shrunk by a factor
             drawn in [lowres, 1) (area interpolation) and scaled back (bilinear), as a crop of a
-            distant person in surveillance video is an enlarged small image (the low-resolution
-            augmentation of re-ID domain generalisation; a crisper counterpart of blur).
+            distant person in surveillance video is an enlarged small image (not from the five
+            papers: a candidate measured for issue 24, docs/RESULTS.md; a crisper counterpart of blur).
     """
 
     height: int = 256

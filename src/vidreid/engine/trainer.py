@@ -14,7 +14,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
@@ -486,16 +485,23 @@ class Trainer:
         """The neighbour table of ``data.sampler=neighbours`` for the epoch about to start (graph
         sampling, Liao and Shao, CVPR 2022; data/samplers.py NeighbourBatchSampler).
 
-        One training tracklet per identity, drawn from ``(train.seed, epoch)``, is embedded by the
-        model as it stands, in eval mode and as at test (the test transform), from
-        ``data.train_sampling.seq_len`` evenly spaced frames; each identity's P - 1 nearest other
-        identities under Euclidean distance between the embeddings go to the sampler. Under a
-        process group the features are gathered, so every rank gets the same table. Returns the
-        log record (epoch, seconds, the mean distance to the nearest neighbour)."""
+        One training tracklet per identity (the sampler's :meth:`~NeighbourBatchSampler.probes`,
+        drawn from ``(train.seed, epoch)``) is embedded by the model as it stands, in eval mode and
+        as at test (the test transform), from ``data.train_sampling.seq_len`` evenly spaced frames;
+        each identity's P - 1 nearest other identities under Euclidean distance between the
+        embeddings go to the sampler. Under a process group the features are gathered, so every
+        rank gets the same table.
+
+        Returns:
+            the log record: epoch, step, ``neighbours_s`` (seconds), ``neighbour_distance`` (the
+            mean distance to the nearest other identity).
+
+        Raises:
+            NonFiniteLossError: the model gives a NaN or infinite embedding (diverged weights).
+        """
         t0 = time.perf_counter()
         cfg, d = self.cfg, self.cfg.data
-        rng = np.random.default_rng([cfg.train.seed, self.epoch, 4])
-        picks = [self.split.train[int(rng.choice(self.sampler.index[pid]))] for pid in self.sampler.ids]
+        picks = [self.split.train[i] for i in self.sampler.probes()]
         was_training = self.model.training
         try:
             with autocast(self.device, amp_dtype(cfg.train.amp, self.device)):
