@@ -139,8 +139,9 @@ def test_detailed_renderer_keeps_the_protocol_and_adds_detail(tmp_path):
 
 
 def test_detailed_renderer_draws_the_details():
-    """An open jacket shows its inner layer from the front; glasses darken the eye line; the fabric
-    grain and the shading vary the torso's colour, which the first renderer paints flat."""
+    """An open jacket shows its inner layer from the front; the fabric grain and the shading vary
+    the torso's colour, which the first renderer paints flat (faces and glasses are not checked
+    here)."""
     from vidreid.synth.render import FRONT, CameraDetail, Detail
 
     rng = np.random.default_rng(3)
