@@ -10,7 +10,7 @@ import torch
 from vidreid.config import load_config
 from vidreid.engine.checkpoint import load_checkpoint, save_checkpoint
 from vidreid.engine.trainer import Trainer, lr_factor
-from vidreid.errors import NonFiniteLossError
+from vidreid.errors import ConfigError, NonFiniteLossError
 
 
 def tiny_cfg(root, out, *extra):
@@ -84,6 +84,52 @@ def test_neighbour_sampler_trains_on_look_alike_batches_and_resumes_identically(
     resumed = Trainer(tiny_cfg(root, tmp_path / "b", *extra))
     resumed.fit(resume=tmp_path / "b" / "checkpoint.pt")
     torch.testing.assert_close(_params(resumed.model), _params(straight.model), rtol=0, atol=0)
+
+
+def test_weight_average_is_the_mean_of_every_step_from_its_epoch_and_resumes_identically(tiny_tree, tmp_path):
+    """train.average_from=1: the final model (checkpoint and test) is the equal-weight mean of the
+    weights and BatchNorm statistics after every optimiser step of epochs 1 and 2, not the last
+    step's; a run stopped at an epoch's end resumes to the same mean."""
+    root = tiny_tree("prid2011")
+    extra = ["train.average_from=1", "schedule.epochs=3"]
+    straight = Trainer(tiny_cfg(root, tmp_path / "a", *extra))
+    snaps, orig = [], straight.train_step
+
+    def spy(batch, where=""):
+        out = orig(batch, where)
+        if straight.epoch >= 1:
+            snaps.append({k: v.detach().clone() for k, v in straight.model.state_dict().items() if v.is_floating_point()})
+        return out
+
+    straight.train_step = spy
+    m = straight.fit()
+    assert len(snaps) == 2 * straight.iters_per_epoch and "rank1" in m
+    last = snaps[-1]
+    final = straight.model.state_dict()
+    moved = 0
+    for k in last:
+        mean = torch.stack([s[k] for s in snaps]).mean(0)
+        torch.testing.assert_close(final[k], mean, rtol=1e-5, atol=1e-6)
+        moved += not torch.equal(final[k], last[k])
+    assert moved > 0  # the mean is not the last step's weights
+    log = [json.loads(x) for x in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert [r["averaged_steps"] for r in log if "averaged_steps" in r] == [2 * straight.iters_per_epoch]
+    saved = load_checkpoint(tmp_path / "a" / "checkpoint.pt")["model"]
+    torch.testing.assert_close(_params(straight.model), torch.cat([v.flatten() for v in saved.values()
+                                                                    if v.dtype.is_floating_point]), rtol=0, atol=0)
+    first = Trainer(tiny_cfg(root, tmp_path / "b", *extra))
+    assert first.fit(stop_after_epochs=2) == {"stopped_at_epoch": 2}  # mid-average
+    resumed = Trainer(tiny_cfg(root, tmp_path / "b", *extra))
+    resumed.fit(resume=tmp_path / "b" / "checkpoint.pt")
+    torch.testing.assert_close(_params(resumed.model), _params(straight.model), rtol=0, atol=0)
+
+
+def test_weight_average_start_must_be_an_epoch_of_the_run(tiny_tree, tmp_path):
+    root = tiny_tree("prid2011")
+    with pytest.raises(ConfigError, match=r"train.average_from: 2 is not an epoch of this run \(epochs 0..1\)"):
+        Trainer(tiny_cfg(root, tmp_path / "a", "train.average_from=2"))
+    with pytest.raises(ConfigError, match="train.average_from: must be null or an epoch >= 0"):
+        tiny_cfg(root, tmp_path / "a", "train.average_from=-1")
 
 
 def test_nan_loss_names_the_step(tiny_tree, tmp_path):

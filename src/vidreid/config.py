@@ -177,6 +177,11 @@ class TrainConfig:
     # keep the BatchNorm layers of the pretrained backbone in eval mode while training (their
     # ImageNet / re-ID running statistics fixed; affine weights still learn): models.registry.train_mode
     freeze_bn_stats: bool = False
+    # weight averaging (engine/trainer.py Trainer.use_average): from the start of this epoch (0-based)
+    # on, an equal-weight running mean of the model's parameters and floating buffers (BatchNorm
+    # statistics) taken after every optimiser step, which the final checkpoint and the test use
+    # (SWA, Izmailov et al., UAI 2018, taken densely as in SWAD, Cha et al., NeurIPS 2021); null: off
+    average_from: Optional[int] = None
     # label-free training (vidreid adapt, engine/adapt.py): every training tracklet is its own class,
     # identity labels are ignored (loss tracklet_association)
     unsupervised: bool = False
@@ -362,6 +367,8 @@ def validate_config(cfg: DictConfig) -> DictConfig:
     need(0.0 <= d.augment.color_strength <= 1.0, "data.augment.color_strength", "must be in [0, 1]")
     need(1.0 <= d.augment.zoom <= 2.0, "data.augment.zoom", "must be an enlargement factor in [1, 2]")
     need(0.1 <= d.augment.lowres < 1.0, "data.augment.lowres", "must be a down-scaling factor in [0.1, 1)")
+    need(tr.average_from is None or (isinstance(tr.average_from, int) and not isinstance(tr.average_from, bool)
+                                     and tr.average_from >= 0), "train.average_from", "must be null or an epoch >= 0")
     need(tr.distill_weight >= 0 and math.isfinite(tr.distill_weight), "train.distill_weight", "must be a finite number >= 0")
     need(d.augment.crop < min(d.height, d.width), "data.augment.crop", "must be smaller than the frame")
     need(o.lr > 0 and math.isfinite(o.lr), "optim.lr", "must be a finite number > 0")

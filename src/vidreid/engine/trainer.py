@@ -289,6 +289,16 @@ class Trainer:
                         if cfg.train.distill_weight > 0 else None)
         self.num_classes = len(pids)
         self.plan = stage_plan(cfg)
+        # weight averaging (train.average_from): the running mean lives beside the model until the
+        # last epoch ends, then replaces its weights (use_average)
+        self.averaged = None
+        if cfg.train.average_from is not None:
+            if cfg.train.average_from >= self.plan[-1][1]:
+                raise ConfigError(f"train.average_from: {cfg.train.average_from} is not an epoch of this run "
+                                  f"(epochs 0..{self.plan[-1][1] - 1})")
+            from torch.optim.swa_utils import AveragedModel
+
+            self.averaged = AveragedModel(self.model, use_buffers=True)
         self._base_trainable = {n: p.requires_grad for n, p in self.model.named_parameters()}
         self._attr_defaults: dict = {}
         self.stage = -1
@@ -523,6 +533,27 @@ class Trainer:
         return {"epoch": self.epoch, "step": self.global_step, "neighbours_s": round(time.perf_counter() - t0, 3),
                 "neighbour_distance": float(near[:, 0].mean())}
 
+    def use_average(self) -> int:
+        """Replace the model's parameters and floating buffers by their running mean
+        (``train.average_from``; SWA, Izmailov et al., UAI 2018, averaged after every step as in
+        SWAD, Cha et al., NeurIPS 2021). The BatchNorm statistics are averaged like the weights
+        rather than re-estimated by a pass over the training set (torch's ``update_bn``): the
+        mean of statistics that each fitted nearby weights, which needs no extra pass and keeps
+        frozen layers' statistics exactly as they were. Integer buffers (``num_batches_tracked``)
+        keep the model's value. Called once, after the last epoch, before the final checkpoint.
+
+        Returns:
+            How many optimiser steps were averaged (0 leaves the model as it is).
+        """
+        n = int(self.averaged.n_averaged) if self.averaged is not None else 0
+        if n:
+            mean = self.averaged.module.state_dict()
+            with torch.no_grad():
+                for k, v in self.model.state_dict().items():
+                    if v.is_floating_point():
+                        v.copy_(mean[k])
+        return n
+
     def _train_mode(self) -> None:
         """model.train(), with the modules of frozen parameters (their BN statistics) in eval mode,
         and the pretrained BN layers too with ``train.freeze_bn_stats`` (models.registry.train_mode)."""
@@ -554,6 +585,7 @@ class Trainer:
             "sources": self.sources,
             "run_id": self.run_id,  # the run this checkpoint continues (engine/rundir.py)
             **({"distill": self.distill.state_dict()} if self.distill is not None else {}),
+            **({"averaged": self.averaged.state_dict()} if self.averaged is not None else {}),
         }
 
     def load_state_dict(self, st: dict, apply_config: bool = False, source="--resume") -> None:
@@ -574,6 +606,11 @@ class Trainer:
         self.run_id = st.get("run_id") or self.run_id
         if self.distill is not None and "distill" in st:
             self.distill.load_state_dict(st["distill"])
+        if self.averaged is not None and "averaged" in st:  # absent: averaging was switched on at this resume
+            try:
+                self.averaged.load_state_dict(st["averaged"])
+            except (RuntimeError, KeyError) as e:
+                raise CheckpointError(f"checkpoint {source}: its weight average does not fit this model ({e})") from None
         if apply_config:
             fresh = build_optimizer(self.cfg, self.model, self.plan[self.stage][2].lr)
             factor = self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
@@ -823,6 +860,8 @@ class Trainer:
                     clip = batch["clip"]
                     self.global_step += 1
                     self.sampler.start_batch = i + 1
+                    if self.averaged is not None and self.epoch >= cfg.train.average_from:
+                        self.averaged.update_parameters(self.model)
                     if self.global_step % cfg.train.log_every == 0 or i + 1 == self.iters_per_epoch:
                         self.check_finite()  # the one read of the device per log_every steps
                         lv = float(loss.detach())
@@ -841,6 +880,8 @@ class Trainer:
                     self._log({"epoch": self.epoch, "step": self.global_step, "pairs_dropped_for_ranks": dropped}, writer)
                 self.epoch += 1
                 self.sampler.set_epoch(self.epoch, 0)
+                if self.epoch == total_epochs and self.averaged is not None:
+                    self._log({"epoch": self.epoch, "step": self.global_step, "averaged_steps": self.use_average()}, writer)
                 if self._stop_requested():
                     raise interrupted(f"the end of epoch {self.epoch}")
                 if self.epoch % cfg.train.checkpoint_every == 0 or self.epoch == total_epochs:
