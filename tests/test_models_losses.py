@@ -188,6 +188,65 @@ def test_gem_pooling_is_the_generalised_mean_and_learns_its_exponent():
         create_model("baseline", 3, backbone="resnet18", pretrained=None, spatial_pool="max")
 
 
+def test_mixstyle_mixes_clip_styles_in_training_only_and_adds_no_tensors():
+    """model.args.mixstyle=N: a MixStyle after the first N stages. In training each clip's frames
+    get per-channel statistics lam * own + (1 - lam) * one partner clip's (the same lam and
+    partner for every frame of the clip), the normalised content kept; in eval mode, in the
+    state dict and for a distillation teacher it is as if absent; out of range is refused."""
+    import torch
+
+    from vidreid.engine.distill import FeatureDistillation
+    from vidreid.errors import ConfigError
+    from vidreid.models.backbones import MixStyle
+
+    torch.manual_seed(0)
+    B, T, C = 6, 3, 4
+    styles_m, styles_s = torch.randn(B, 1, C, 1, 1) * 3, torch.rand(B, 1, C, 1, 1) + 0.5
+    content = torch.randn(B, T, C, 8, 4)
+    content = (content - content.mean((3, 4), keepdim=True)) / content.std((3, 4), keepdim=True, unbiased=True)
+    x = (content * styles_s + styles_m).flatten(0, 1)
+    ms = MixStyle(p=1.0, alpha=1.0).train()
+    ms.clip_len = T
+    y = ms(x)
+    mu_y = y.mean((2, 3)).view(B, T, C)
+    sd_y = y.var((2, 3)).add(1e-6).sqrt().view(B, T, C)
+    torch.testing.assert_close(mu_y, mu_y[:, :1].expand(B, T, C), rtol=1e-4, atol=1e-4)  # one style per clip
+    torch.testing.assert_close(sd_y, sd_y[:, :1].expand(B, T, C), rtol=1e-4, atol=1e-4)
+    m0, s0 = styles_m[:, 0, :, 0, 0], styles_s[:, 0, :, 0, 0]
+    mixed = 0
+    for b in range(B):  # a convex mix of its own style and one other clip's, the same lam for mean and std
+        fits = []
+        for q in range(B):
+            d = m0[q] - m0[b]
+            lam_q = 1 - float((mu_y[b, 0] - m0[b]) @ d / (d @ d)) if q != b else 1.0
+            if (0 <= lam_q <= 1 and torch.allclose(mu_y[b, 0], lam_q * m0[b] + (1 - lam_q) * m0[q], atol=1e-3)
+                    and torch.allclose(sd_y[b, 0], lam_q * s0[b] + (1 - lam_q) * s0[q], atol=1e-3)):
+                fits.append(lam_q)
+        assert fits, f"clip {b}: its statistics are no mix of its own and one partner's"
+        mixed += min(fits) < 0.99
+    assert mixed >= 1
+    zy = (y - y.mean((2, 3), keepdim=True)) / y.var((2, 3), keepdim=True).add(1e-6).sqrt()
+    torch.testing.assert_close(zy, content.flatten(0, 1), rtol=1e-3, atol=1e-3)  # content kept
+    assert torch.equal(ms.eval()(x), x)
+
+    torch.manual_seed(0)
+    plain = create_model("baseline", 3, backbone="resnet18", pretrained=None)
+    mix = create_model("baseline", 3, backbone="resnet18", pretrained=None, mixstyle=2)
+    assert list(mix.state_dict()) == list(plain.state_dict())
+    mix.load_state_dict(plain.state_dict())
+    clip = torch.rand(2, 3, 3, 64, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(mix.eval()(clip).embedding, plain.eval()(clip).embedding, rtol=0, atol=0)
+    assert sum(isinstance(m, MixStyle) for m in mix.modules()) == 2
+    mix.train()
+    distill = FeatureDistillation(mix, 1.0)
+    distill.term(mix(clip), clip)
+    assert all(m.training for m in mix.modules() if isinstance(m, MixStyle))
+    assert not any(m.training for m in distill.teacher.modules() if isinstance(m, MixStyle))
+    with pytest.raises(ConfigError, match=r"model.args.mixstyle for resnet18 must be an integer from 0 to 3"):
+        create_model("baseline", 3, backbone="resnet18", pretrained=None, mixstyle=4)
+
+
 def test_ibn_a_normalises_half_the_channels_and_distillation_starts_at_zero():
     """model.args.ibn puts IBN-a in the backbone's first stages (instance norm on half the
     channels of each block's first norm), keeps the anchor plain, is refused out of range, and a

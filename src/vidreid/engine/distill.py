@@ -62,6 +62,9 @@ class FeatureDistillation:
         # the student's mode: batch statistics in BatchNorm, or the pretrained layers' running
         # statistics with train.freeze_bn_stats (module doc)
         train_mode(self.teacher, pretrained_bn_eval=self.freeze_bn_stats)
+        for m in self.teacher.modules():  # training-only augmentation (MixStyle): the target stays clean
+            if getattr(m, "augments", False):
+                m.eval()
         with torch.no_grad():
             t = self.teacher(clip, **{k: v for k, v in extra.items() if k == "flow"}).get(self.input)
         s, t = F.normalize(s.flatten(1).float(), dim=1), F.normalize(t.flatten(1).float(), dim=1)

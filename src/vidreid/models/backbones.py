@@ -184,6 +184,59 @@ def _ibn_a(net: nn.Module, name: str, stages: int) -> None:
             blk.bn1 = IBNNorm(blk.bn1)
 
 
+class MixStyle(nn.Module):
+    """MixStyle (Zhou, Yang, Qiao, Xiang, "Domain Generalization with MixStyle", ICLR 2021, Sec.
+    3, Eq. 3-5): in training, with probability ``p`` per batch, each clip's feature statistics
+    (per-frame, per-channel mean and standard deviation over space, taken without gradient) are
+    replaced by a mix ``lam * own + (1 - lam) * partner's`` with a randomly permuted clip of the
+    batch, ``lam ~ Beta(alpha, alpha)`` per clip; the normalised content is kept. It synthesises
+    new "styles" (colour, contrast, texture statistics: what differs between the synthetic people
+    and real footage) between the training clips. Identity in eval mode and with no parameters,
+    so checkpoints, export and the test are as without it.
+
+    Video: the frames of one clip share the partner clip and ``lam`` (frame t mixes with the
+    partner's frame t), as the data layer draws appearance augmentation once per clip; the model
+    sets :attr:`clip_len` (T; frames arrive clip-major, (B*T, C, H, W)). The draws use torch's
+    global generator, so a resumed run replays them. The paper's defaults: ``p = 0.5``,
+    ``alpha = 0.1``, after ResNet's layer1 and layer2 (:func:`_mixstyle`).
+
+    Input and output: float (N, C, H, W), N a multiple of :attr:`clip_len`.
+    """
+
+    augments = True  # a training-only augmentation: a distillation teacher runs without it (engine/distill.py)
+
+    def __init__(self, p: float = 0.5, alpha: float = 0.1, eps: float = 1e-6):
+        super().__init__()
+        self.p, self.alpha, self.eps = p, alpha, eps
+        self.clip_len = 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or float(torch.rand(())) >= self.p:
+            return x
+        T = self.clip_len if x.shape[0] % self.clip_len == 0 else 1
+        B = x.shape[0] // T
+        if B < 2:
+            return x
+        mu = x.mean(dim=(2, 3), keepdim=True).detach()
+        sig = (x.var(dim=(2, 3), keepdim=True) + self.eps).sqrt().detach()
+        lam = torch.distributions.Beta(self.alpha, self.alpha).sample((B,)).to(x.device, x.dtype)
+        lam = lam.repeat_interleave(T).view(-1, 1, 1, 1)
+        perm = (torch.randperm(B).repeat_interleave(T) * T + torch.arange(T).repeat(B)).to(x.device)
+        mix_mu = lam * mu + (1 - lam) * mu[perm]
+        mix_sig = lam * sig + (1 - lam) * sig[perm]
+        return (x - mu) / sig * mix_sig + mix_mu
+
+
+def _mixstyle(net: nn.Module, name: str, stages: int) -> None:
+    """Append a :class:`MixStyle` to each of the first ``stages`` stages: ResNet layers
+    1..stages (the paper's choice is layers 1-2), EfficientNet-Lite0 block groups 0..stages-1 (of
+    7; groups 0-2 end at stride 8 as ResNet's layer2 does). MixStyle has no tensors, so the
+    state-dict keys stay those of the network without it."""
+    groups = [getattr(net, f"layer{i}") for i in range(1, stages + 1)] if name.startswith("resnet") else net.blocks[:stages]
+    for g in groups:
+        g.append(MixStyle())
+
+
 class _Lite0Body(nn.Module):
     def __init__(self, m: nn.Module):
         super().__init__()
@@ -227,7 +280,8 @@ def inception_v3_parts(pretrained: str | None = None, aux_classes: int = 0):
     return to_6e, to_7c, aux
 
 
-def build_backbone(name: str, pretrained: str | None = None, last_stride: int = 1, ibn: int = 0) -> Backbone:
+def build_backbone(name: str, pretrained: str | None = None, last_stride: int = 1, ibn: int = 0,
+                   mixstyle: int = 0) -> Backbone:
     """Build a backbone.
 
     Args:
@@ -237,14 +291,17 @@ def build_backbone(name: str, pretrained: str | None = None, last_stride: int = 
         last_stride: ResNet only: stride of the last stage (1 or 2).
         ibn: ResNets and EfficientNet-Lite0: IBN-a normalisation (:class:`IBNNorm`) in the first
             ``ibn`` stages, put in after the weights are loaded (0: none; ResNet 1-3, Lite0 1-6).
+        mixstyle: ResNets and EfficientNet-Lite0: a :class:`MixStyle` after each of the first
+            ``mixstyle`` stages (0: none; same ranges as ``ibn``).
 
     Raises:
-        ConfigError: unknown name, ImageNet weights not found locally, or ``ibn`` out of range
-            or given for another backbone.
+        ConfigError: unknown name, ImageNet weights not found locally, or ``ibn`` / ``mixstyle``
+            out of range or given for another backbone.
     """
     limit = 3 if name.startswith("resnet") else 6 if name == "efficientnet_lite0" else 0
-    if not (isinstance(ibn, int) and not isinstance(ibn, bool) and 0 <= ibn <= limit):
-        raise ConfigError(f"model.args.ibn for {name} must be an integer from 0 to {limit} (stages with IBN-a), got {ibn!r}")
+    for key, v, what in (("ibn", ibn, "stages with IBN-a"), ("mixstyle", mixstyle, "stages followed by MixStyle")):
+        if not (isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= limit):
+            raise ConfigError(f"model.args.{key} for {name} must be an integer from 0 to {limit} ({what}), got {v!r}")
     if name.startswith("resnet"):
         torchvision = vision_libs.torchvision()
         if name not in TORCHVISION_FILES:
@@ -258,6 +315,7 @@ def build_backbone(name: str, pretrained: str | None = None, last_stride: int = 
             (blk.conv2 if hasattr(blk, "conv3") else blk.conv1).stride = (1, 1)
             blk.downsample[0].stride = (1, 1)
         _ibn_a(net, name, ibn)
+        _mixstyle(net, name, mixstyle)
         body = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4)
         return Backbone(body, net.fc.in_features, name)
     if name in OSNET_ARCHS:
@@ -284,6 +342,7 @@ def build_backbone(name: str, pretrained: str | None = None, last_stride: int = 
             net.load_state_dict(torch.load(pretrained, map_location="cpu", weights_only=True))
         net.reset_classifier(0)
         _ibn_a(net, name, ibn)
+        _mixstyle(net, name, mixstyle)
         return Backbone(_Lite0Body(net), net.num_features, name)
     raise ConfigError(f"model.backbone: unknown {name!r}; valid: {list(BACKBONES)}")
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import ConfigError
-from .backbones import backbone_norm, build_backbone
+from .backbones import MixStyle, backbone_norm, build_backbone
 from .output import ModelOutput
 from .registry import register_model
 
@@ -51,6 +51,9 @@ class TemporalPoolingNet(nn.Module):
             the model as training starts, IBN layers included.
         spatial_pool: ``"avg"`` or ``"gem"`` (generalised mean with a learnt exponent started at
             3; Radenovic et al., TPAMI 2018) over the trained backbone's map; the anchor averages.
+        mixstyle: MixStyle (:class:`~vidreid.models.backbones.MixStyle`, Zhou et al., ICLR 2021)
+            after the trained backbone's first ``mixstyle`` stages, in training only; the anchor
+            and a distillation teacher run without it.
 
     Input: ``clip`` float (B, T, 3, H, W). Output: :class:`ModelOutput` with ``embedding``
     (B, D) (B, 2D in eval mode with ``pretrained_anchor``), ``features`` (B, D) (pooled, for the
@@ -60,14 +63,14 @@ class TemporalPoolingNet(nn.Module):
     Raises:
         ConfigError: an unknown neck, embed or temporal_pool; a negative or non-numeric
             ``pretrained_anchor``, or one > 0 without ``pretrained`` weights; ``ibn`` out of range;
-            an unknown ``spatial_pool``.
+            an unknown ``spatial_pool``; ``mixstyle`` out of range.
     """
 
     frame_decomposable = True
 
     def __init__(self, backbone: str = "resnet50", num_classes: int = 0, pretrained: str | None = None,
                  last_stride: int = 1, neck: str = "bnneck", embed: str = "neck", temporal_pool: str = "avg",
-                 pretrained_anchor: float = 0.0, ibn: int = 0, spatial_pool: str = "avg"):
+                 pretrained_anchor: float = 0.0, ibn: int = 0, spatial_pool: str = "avg", mixstyle: int = 0):
         super().__init__()
         if not (isinstance(pretrained_anchor, (int, float)) and 0 <= pretrained_anchor < float("inf")):
             raise ConfigError(f"model.args.pretrained_anchor must be a number >= 0, got {pretrained_anchor!r}")
@@ -82,7 +85,8 @@ class TemporalPoolingNet(nn.Module):
             raise ConfigError(f"model.temporal_pool must be avg or max, got {temporal_pool!r}")
         if spatial_pool not in ("avg", "gem"):
             raise ConfigError(f"model.args.spatial_pool must be avg or gem, got {spatial_pool!r}")
-        self.backbone = build_backbone(backbone, pretrained, last_stride, ibn=ibn)
+        self.backbone = build_backbone(backbone, pretrained, last_stride, ibn=ibn, mixstyle=mixstyle)
+        self._mixstyles = [m for m in self.backbone.modules() if isinstance(m, MixStyle)]
         d = self.backbone.out_dim
         self.dim = d
         self.input_norm = backbone_norm(backbone)  # (mean, std) the data layer normalises with
@@ -174,6 +178,8 @@ class TemporalPoolingNet(nn.Module):
         if clip.dim() != 5:
             raise ValueError(f"expected a clip batch (B, T, C, H, W), got shape {tuple(clip.shape)}")
         B, T = clip.shape[:2]
+        for m in self._mixstyles:  # a clip's frames share their style partner (MixStyle doc)
+            m.clip_len = T
         f = self.frame_features(clip.flatten(0, 1)).view(B, T, -1)
         pooled = f.mean(1) if self.temporal_pool == "avg" else f.amax(1)
         out = self.head(pooled)
@@ -184,10 +190,11 @@ class TemporalPoolingNet(nn.Module):
 @register_model("baseline")
 def baseline(num_classes: int = 0, backbone: str = "resnet50", pretrained: str | None = None, last_stride: int = 1,
              neck: str = "bnneck", embed: str = "neck", temporal_pool: str = "avg",
-             pretrained_anchor: float = 0.0, ibn: int = 0, spatial_pool: str = "avg") -> TemporalPoolingNet:
+             pretrained_anchor: float = 0.0, ibn: int = 0, spatial_pool: str = "avg",
+             mixstyle: int = 0) -> TemporalPoolingNet:
     """Temporal average pooling baseline (see :class:`TemporalPoolingNet`)."""
     return TemporalPoolingNet(backbone, num_classes, pretrained, last_stride, neck, embed, temporal_pool, pretrained_anchor,
-                              ibn, spatial_pool)
+                              ibn, spatial_pool, mixstyle)
 
 
 @register_model("imagenet_reference")
