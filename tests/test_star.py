@@ -318,8 +318,8 @@ def test_zoom_enlarges_the_clip_and_its_flow_alike():
 
 def test_lowres_loses_fine_detail_and_keeps_the_flow():
     """data.augment.lowres: every frame shrunk by the drawn factor and scaled back, so a
-    one-pixel stripe pattern is smoothed away while flat regions stay; the flow is untouched; no
-    draw leaves the clip as it was."""
+    one-pixel stripe pattern is smoothed away while flat regions stay; the flow is untouched;
+    with lowres_p 0 no resolution loss is drawn."""
     tf = ClipTransform(16, 8, train=True, flip_p=0.0, lowres_p=1.0, lowres=0.4, mean=(0, 0, 0), std=(1, 1, 1))
     p = tf.draw(np.random.default_rng(0))
     assert 0.4 <= p.lowres < 1.0

@@ -158,7 +158,7 @@ class NeighbourBatchSampler(PKBatchSampler):
     def _epoch_batches(self) -> list[list[tuple[int, int]]]:
         if self.neighbours is None:
             raise RuntimeError("neighbour sampler: set_neighbours must be called before the epoch is drawn")
-        count = len(super()._epoch_batches())
+        count = len(self)  # the P x K sampler's batch count for this (seed, epoch)
         rng = np.random.default_rng([self.seed, self.epoch, 3])
         n = len(self.ids)
         anchors = np.concatenate([rng.permutation(n) for _ in range(-(-count // n))])[:count] if count else []

@@ -201,6 +201,9 @@ class MixStyle(nn.Module):
     ``alpha = 0.1``, after ResNet's layer1 and layer2 (:func:`_mixstyle`).
 
     Input and output: float (N, C, H, W), N a multiple of :attr:`clip_len`.
+
+    Raises:
+        ValueError: in training, N not a multiple of :attr:`clip_len`.
     """
 
     augments = True  # a training-only augmentation: a distillation teacher runs without it (engine/distill.py)
@@ -213,7 +216,9 @@ class MixStyle(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or float(torch.rand(())) >= self.p:
             return x
-        T = self.clip_len if x.shape[0] % self.clip_len == 0 else 1
+        T = self.clip_len
+        if x.shape[0] % T:
+            raise ValueError(f"MixStyle: {x.shape[0]} frames are not whole clips of clip_len={T}")
         B = x.shape[0] // T
         if B < 2:
             return x
